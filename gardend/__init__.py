@@ -1,0 +1,3 @@
+"""gardend: a Garden API server that runs containers through containerd."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from gardend.cli import main
+
+main()

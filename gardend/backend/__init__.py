@@ -1,0 +1,1 @@
+"""Garden semantics over containerd: containers, processes, files, grace time."""

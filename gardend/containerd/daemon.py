@@ -1,0 +1,130 @@
+"""The private containerd that gardend starts by default, with everything under the depot.
+
+It is supervised: if it dies, it is restarted (its shims and containers keep running and
+are picked up again), and if it keeps dying gardend reports it through ``healthy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from gardend.containerd.client import ContainerdClient, wait_until_ready
+from gardend.containerd.errors import Unavailable
+
+log = logging.getLogger("gardend.containerd")
+
+READY_TIMEOUT = 30.0
+MAX_RESTARTS = 5
+
+_CONFIG = """\
+version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp",
+]
+
+[grpc]
+  address = "{socket}"
+
+[ttrpc]
+  address = "{socket}.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+"""
+
+
+class EmbeddedContainerd:
+    def __init__(self, depot: Path, binary: str = "containerd") -> None:
+        self.dir = depot / "containerd"
+        self.socket = str(self.dir / "containerd.sock")
+        self.binary = binary
+        self._proc: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.healthy = True
+
+    def _write_config(self) -> Path:
+        for sub in ("root", "state"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        config = self.dir / "config.toml"
+        config.write_text(_CONFIG.format(root=self.dir / "root", state=self.dir / "state", socket=self.socket))
+        return config
+
+    async def _spawn(self) -> None:
+        config = await asyncio.to_thread(self._write_config)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket)
+        logfile = await asyncio.to_thread(open, self.dir / "containerd.log", "ab")
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.binary, "--config", str(config), stdout=logfile, stderr=logfile, start_new_session=True
+            )
+        finally:
+            logfile.close()
+        probe = ContainerdClient(self.socket, "default")
+        try:
+            version = await wait_until_ready(
+                probe, READY_TIMEOUT, lambda: self._proc is not None and self._proc.returncode is None
+            )
+        except Unavailable as e:
+            await self._kill()
+            raise Unavailable(f"{e}; see {self.dir / 'containerd.log'}") from None
+        finally:
+            await probe.close()
+        log.info("containerd ready", extra={"socket": self.socket, "version": version, "pid": self._proc.pid})
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        restarts = 0
+        while not self._stopping and self._proc is not None:
+            code = await self._proc.wait()
+            if self._stopping:
+                return
+            log.error("containerd exited", extra={"exit_code": code, "restarts": restarts})
+            if restarts >= MAX_RESTARTS:
+                self.healthy = False
+                return
+            restarts += 1
+            try:
+                await self._spawn()
+            except Unavailable:
+                log.exception("containerd restart failed")
+                self.healthy = False
+                return
+
+    async def _kill(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        await self._kill()

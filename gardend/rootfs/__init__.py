@@ -1,0 +1,1 @@
+"""Root filesystems: resolving a rootfs URI, id-shifted copies, per-container overlays."""

@@ -1,0 +1,1 @@
+"""OCI runtime specs for containers and their processes."""

@@ -1,0 +1,115 @@
+"""The OCI runtime spec of a Garden container, as runc receives it through containerd."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gardend.init import CONTAINER_PATH as INIT_PATH
+from gardend.models import BindMount, BindMountMode, BindMountOrigin, Limits
+from gardend.runtime import capabilities
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_HOSTNAME = 49
+
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+]  # fmt: skip
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+@dataclass(frozen=True)
+class IdMapping:
+    """How container ids map to host ids in unprivileged containers."""
+
+    root_host_id: int
+    start: int
+    length: int
+
+    def oci(self) -> list[dict[str, int]]:
+        return [
+            {"containerID": 0, "hostID": self.root_host_id, "size": 1},
+            {"containerID": self.start, "hostID": self.start, "size": self.length},
+        ]
+
+
+def hostname_for(handle: str) -> str:
+    return handle[-MAX_HOSTNAME:]
+
+
+def _mounts(privileged: bool, init_binary: str, bind_mounts: list[BindMount], rootfs: str) -> list[dict[str, Any]]:
+    sys_options = ["nosuid", "noexec", "nodev", "ro"]
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options},
+        {"destination": INIT_PATH, "type": "bind", "source": init_binary, "options": ["bind", "ro"]},
+    ]  # fmt: skip
+    if not privileged:
+        mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})  # fmt: skip
+    for bm in bind_mounts:
+        source = bm.src_path if bm.origin == BindMountOrigin.HOST else f"{rootfs}/{bm.src_path.lstrip('/')}"
+        options = ["rbind", "rw" if bm.mode == BindMountMode.RW else "ro"]
+        mounts.append({"destination": bm.dst_path, "type": "bind", "source": source, "options": options})
+    return mounts
+
+
+def resources(limits: Limits) -> dict[str, Any]:
+    """cgroup resources for the container's limits; unset limits are left out."""
+    res: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    if limits.memory_limits.limit_in_bytes:
+        res["memory"] = {"limit": limits.memory_limits.limit_in_bytes}
+    shares = limits.cpu_limits.limit_in_shares or limits.cpu_limits.weight
+    if shares:
+        res["cpu"] = {"shares": shares}
+    if limits.pid_limits.max:
+        res["pids"] = {"limit": limits.pid_limits.max}
+    return res
+
+
+def container_spec(
+    *,
+    handle: str,
+    cgroups_path: str,
+    env: list[str],
+    privileged: bool,
+    id_mapping: IdMapping | None,
+    init_binary: str,
+    bind_mounts: list[BindMount],
+    limits: Limits,
+) -> dict[str, Any]:
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": cgroups_path,
+        "resources": resources(limits),
+        "maskedPaths": MASKED_PATHS,
+        "readonlyPaths": [] if privileged else READONLY_PATHS,
+    }
+    if id_mapping is not None:
+        namespaces.append({"type": "user"})
+        linux["uidMappings"] = id_mapping.oci()
+        linux["gidMappings"] = id_mapping.oci()
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": [INIT_PATH],
+            "env": [DEFAULT_PATH, *env],
+            "cwd": "/",
+            "capabilities": capabilities.for_process(privileged, root=True),
+            "noNewPrivileges": False,
+        },
+        "root": {"path": "rootfs", "readonly": False},
+        "hostname": hostname_for(handle),
+        "mounts": _mounts(privileged, init_binary, bind_mounts, "rootfs"),
+        "linux": linux,
+    }

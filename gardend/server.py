@@ -1,0 +1,88 @@
+"""Assembles and runs gardend: containerd (embedded or given), the backend, the listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gardend import init
+from gardend.backend.containers import ContainerBackend
+from gardend.backend.garden import Garden
+from gardend.config import Config
+from gardend.containerd.client import ContainerdClient, wait_until_ready
+from gardend.containerd.daemon import EmbeddedContainerd
+from gardend.http.app import make_app
+
+log = logging.getLogger("gardend")
+
+
+@dataclass
+class Server:
+    """A running gardend; ``close`` stops it and, if it owns one, its containerd."""
+
+    config: Config
+    garden: Garden
+    client: ContainerdClient
+    runner: web.AppRunner
+    daemon: EmbeddedContainerd | None
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.garden.close()
+        await self.client.close()
+        if self.daemon is not None:
+            await self.daemon.stop()
+
+
+async def start(config: Config) -> Server:
+    await asyncio.to_thread(config.depot.mkdir, parents=True, exist_ok=True)
+    daemon: EmbeddedContainerd | None = None
+    socket = config.containerd_socket
+    if not socket:
+        daemon = EmbeddedContainerd(config.depot, config.containerd_bin)
+        await daemon.start()
+        socket = daemon.socket
+    client = ContainerdClient(socket, config.containerd_namespace, config.containerd_timeout)
+    try:
+        version = await wait_until_ready(client, 30.0, lambda: daemon is None or daemon.healthy)
+        log.info("using containerd", extra={"socket": socket, "version": version})
+        init_binary = await init.ensure_built(config.depot)
+        garden = Garden(ContainerBackend(config, client, init_binary))
+        await garden.start()
+        runner = web.AppRunner(make_app(garden), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        sites: list[web.BaseSite] = [web.TCPSite(runner, config.bind_ip, config.bind_port)]
+        if config.bind_socket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(config.bind_socket)
+            sites.append(web.UnixSite(runner, config.bind_socket))
+        for site in sites:
+            await site.start()
+    except BaseException:
+        await client.close()
+        if daemon is not None:
+            await daemon.stop()
+        raise
+    log.info(
+        "gardend listening", extra={"address": f"{config.bind_ip}:{config.bind_port}", "socket": config.bind_socket}
+    )
+    return Server(config, garden, client, runner, daemon)
+
+
+async def serve(config: Config) -> None:
+    server = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("gardend stopping")
+        await server.close()
