@@ -40,8 +40,25 @@ class Server:
             await self.daemon.stop()
 
 
+class DepotError(Exception):
+    pass
+
+
+def _prepare_depot(config: Config) -> None:
+    """Creates the depot, searchable by all: runc in a user namespace walks to the bundle as
+    the container's root id, which is not the host's root."""
+    depot = config.depot.absolute()
+    depot.mkdir(parents=True, exist_ok=True)
+    mode = depot.stat().st_mode
+    if mode & 0o111 != 0o111:
+        depot.chmod((mode & 0o7777) | 0o111)
+    for parent in depot.parents:
+        if parent.stat().st_mode & 0o001 == 0:
+            raise DepotError(f"depot {depot}: {parent} is not searchable by others (chmod o+x) as containers need")
+
+
 async def start(config: Config) -> Server:
-    await asyncio.to_thread(config.depot.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(_prepare_depot, config)
     daemon: EmbeddedContainerd | None = None
     socket = config.containerd_socket
     if not socket:
