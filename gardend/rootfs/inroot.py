@@ -13,22 +13,26 @@ import os
 import struct
 
 _SYS_OPENAT2 = 437
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_IN_ROOT = 0x10
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0) -> int:
-    """An fd for ``path`` resolved with ``root_fd`` as ``/``."""
-    how = struct.pack("QQQ", flags | os.O_CLOEXEC, mode, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    rel = path.lstrip("/") or "."
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): an fd for ``path`` relative to ``dir_fd``, resolved as ``resolve`` says."""
+    how = struct.pack("QQQ", flags | os.O_CLOEXEC, mode, resolve)
     while True:
-        fd = _libc.syscall(_SYS_OPENAT2, root_fd, rel.encode(), how, len(how))
+        fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(path), how, len(how))
         if fd >= 0:
             return int(fd)
         err = ctypes.get_errno()
         if err != errno.EINTR:
             raise OSError(err, os.strerror(err), path)
+
+
+def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0) -> int:
+    """An fd for ``path`` resolved with ``root_fd`` as ``/``."""
+    return openat2(root_fd, path.lstrip("/") or ".", flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, mode)
 
 
 def read_file(root: str, path: str, limit: int = 16 << 20) -> bytes:
