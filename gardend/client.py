@@ -6,7 +6,9 @@ failing call raises :class:`GardenClientError` carrying the server's ``Type``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -35,7 +37,7 @@ class GardenClient:
         path: str,
         body: Any = None,
         *,
-        raw: bytes | None = None,
+        raw: bytes | AsyncIterable[bytes] | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
         data = raw if raw is not None else (json.dumps(body).encode() + b"\n" if body is not None else None)
@@ -94,3 +96,18 @@ class GardenClient:
 
     async def set_grace_time(self, handle: str, grace_ns: int) -> None:
         await self.request("PUT", f"/containers/{handle}/grace_time", grace_ns)
+
+    async def stream_in(
+        self, handle: str, destination: str, data: bytes | AsyncIterable[bytes], user: str = ""
+    ) -> None:
+        params = {"destination": destination, "user": user}
+        await self.request("PUT", f"/containers/{handle}/files", raw=data, params=params)
+
+    @contextlib.asynccontextmanager
+    async def stream_out(self, handle: str, source: str, user: str = "") -> AsyncIterator[aiohttp.StreamReader]:
+        """The tar as a stream; an error answered before the body raises here."""
+        params = {"source": source, "user": user}
+        async with self.session.get(f"{self.base_url}/containers/{handle}/files", params=params) as resp:
+            if not 200 <= resp.status < 300:
+                raise GardenClientError(resp.status, await resp.json(content_type=None))
+            yield resp.content

@@ -6,9 +6,12 @@ countdown while it runs, and delegates to the part that owns the semantics.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from gardend.backend.containers import ContainerBackend
+from gardend.backend.files import FileTransfers
 from gardend.errors import GardenError
 from gardend.models import Capacity, ContainerInfo, ContainerSpec, to_wire
 
@@ -16,6 +19,7 @@ from gardend.models import Capacity, ContainerInfo, ContainerSpec, to_wire
 class Garden:
     def __init__(self, containers: ContainerBackend) -> None:
         self.containers = containers
+        self.files = FileTransfers(containers.client)
 
     async def start(self) -> None:
         await self.containers.start()
@@ -75,3 +79,13 @@ class Garden:
 
     async def set_grace_time(self, handle: str, grace_ns: int) -> None:
         await self.containers.set_grace_time(handle, grace_ns)
+
+    async def stream_in(self, handle: str, destination: str, user: str, body: AsyncIterable[bytes]) -> None:
+        async with self.containers.activity(handle) as record:
+            await self.files.stream_in(record, destination, user, body)
+
+    @contextlib.asynccontextmanager
+    async def stream_out(self, handle: str, source: str, user: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """The tar's chunks; the grace countdown holds until the caller leaves the context."""
+        async with self.containers.activity(handle) as record, self.files.stream_out(record, source, user) as chunks:
+            yield chunks
