@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
 import tarfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -124,6 +125,7 @@ async def test_a_tree_round_trips_with_modes_symlinks_hard_links_and_mtimes(
         Entry("tree/hard", kind=tarfile.LNKTYPE, link="tree/script"),
         Entry("tree/empty", kind=tarfile.DIRTYPE, mode=0o700),
         Entry("tree/setuid", b"x", mode=0o4755),
+        Entry("tree/" + "long-name-" * 20, b"long", mode=0o644),
     )
     await client.stream_in(handle, "/tmp/dest", archive)
 
@@ -153,6 +155,23 @@ async def test_a_tree_round_trips_with_modes_symlinks_hard_links_and_mtimes(
         assert out[name].mtime == MTIME
         assert (out[name].uid, out[name].gid) == (0, 0)
     assert contents(await stream_out(client, handle, "/tmp/dest/tree"), "tree/secret") == b"s3cret"
+
+
+async def test_sparse_files_from_gnu_tar_keep_their_contents(
+    client: GardenClient, gardend: gardend_server.Server, container: str, tmp_path: Path
+) -> None:
+    sparse = tmp_path / "sparse"
+    with open(sparse, "wb") as f:
+        f.write(b"start")
+        f.seek(8 << 20)
+        f.write(b"end")
+    archive = subprocess.run(
+        ["tar", "--sparse", "-C", str(tmp_path), "-cf", "-", "sparse"], check=True, capture_output=True
+    ).stdout
+    assert len(archive) < 1 << 20
+
+    await client.stream_in(container, "/tmp/sparse", archive)
+    assert (await root_of(gardend, container) / "tmp/sparse/sparse").read_bytes() == sparse.read_bytes()
 
 
 async def test_stream_out_names_entries_as_tar_C_dirname_basename(client: GardenClient, container: str) -> None:
@@ -228,6 +247,14 @@ async def test_files_belong_to_the_user_and_a_missing_destination_is_created_for
     assert (st.st_uid, st.st_gid) == (host_uid(privileged, 0), host_uid(privileged, 0))
 
 
+async def test_a_numeric_user_needs_no_passwd_entry(
+    client: GardenClient, gardend: gardend_server.Server, container: str
+) -> None:
+    await client.stream_in(container, "/tmp/numeric", tar_of(Entry("file", b"n")), "2000:3000")
+    st = (await root_of(gardend, container) / "tmp/numeric/file").lstat()
+    assert (st.st_uid, st.st_gid) == (2000, 3000)
+
+
 async def test_a_missing_destination_is_created_even_where_the_user_may_not_write(
     client: GardenClient, gardend: gardend_server.Server, container: str
 ) -> None:
@@ -260,6 +287,19 @@ async def test_stream_out_reads_with_the_users_permissions(client: GardenClient,
     with pytest.raises(GardenClientError) as err:
         await stream_out(client, container, "/tmp/private/secret", "alice")
     assert "Permission denied" in err.value.message
+
+
+async def test_a_transfer_holds_the_grace_countdown(client: GardenClient, create: CreateFn) -> None:
+    handle = await create(grace_time=300_000_000)
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield tar_member(Entry("first", b"1"))
+        await asyncio.sleep(1.0)
+        yield tar_of(Entry("second", b"2"))
+
+    await client.stream_in(handle, "/tmp/slow", slow_body())
+    assert handle in await client.list()
+    assert contents(await stream_out(client, handle, "/tmp/slow/second"), "second") == b"2"
 
 
 # Errors
