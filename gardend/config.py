@@ -43,6 +43,16 @@ class Config:
     uid_map_start: int = 1
     uid_map_length: int = 4294967293
     disable_privileged_containers: bool = False
+    network_pool: str = "10.254.0.0/22"
+    disable_networking: bool = False
+    deny_networks: tuple[str, ...] = ()
+    allow_networks: tuple[str, ...] = ()
+    allow_host_access: bool = False
+    dns_servers: tuple[str, ...] = ()
+    additional_dns_servers: tuple[str, ...] = ()
+    external_ip: str = ""
+    port_pool_start: int = 60000
+    port_pool_size: int = 5000
 
 
 def _env_name(flag: str) -> str:
@@ -53,6 +63,22 @@ def _flag(parser: argparse.ArgumentParser, name: str, default: str, help_text: s
     parser.add_argument(
         name, default=os.environ.get(_env_name(name), default), help=f"{help_text} (env {_env_name(name)})"
     )
+
+
+def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    parser.add_argument(
+        name,
+        action="store_true",
+        default=os.environ.get(_env_name(name), "") not in ("", "0", "false"),
+        help=f"{help_text} (env {_env_name(name)})",
+    )
+
+
+def _list_flag(parser: argparse.ArgumentParser, names: Sequence[str], help_text: str) -> None:
+    """Repeatable, as gdn's; the variable holds a comma-separated list."""
+    env = os.environ.get(_env_name(names[0]), "")
+    default = [v for v in env.split(",") if v]
+    parser.add_argument(*names, action="append", default=default, help=f"{help_text} (env {_env_name(names[0])})")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -71,17 +97,23 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     _flag(p, "--log-level", defaults.log_level, "debug, info, warning or error")
     _flag(p, "--uid-map-start", str(defaults.uid_map_start), "first host id mapped 1:1 into unprivileged containers")
     _flag(p, "--uid-map-length", str(defaults.uid_map_length), "number of ids mapped 1:1 into unprivileged containers")
-    p.add_argument(
-        "--disable-privileged-containers",
-        action="store_true",
-        default=os.environ.get("GARDEND_DISABLE_PRIVILEGED_CONTAINERS", "") not in ("", "0", "false"),
-        help="refuse to create privileged containers",
-    )
+    _bool_flag(p, "--disable-privileged-containers", "refuse to create privileged containers")
+    _flag(p, "--network-pool", defaults.network_pool, "IPv4 range from which container subnets are allocated")
+    _bool_flag(p, "--disable-networking", "give containers only a loopback interface")
+    _list_flag(p, ["--deny-network", "--deny-networks"], "CIDR containers may not reach unless a NetOut rule allows")
+    _list_flag(p, ["--allow-network", "--allow-networks"], "CIDR containers may reach even if denied above")
+    _bool_flag(p, "--allow-host-access", "let containers connect to the host's own addresses")
+    _list_flag(p, ["--dns-server"], "nameserver for containers, replacing the host's")
+    _list_flag(p, ["--additional-dns-server"], "nameserver for containers, added to the host's")
+    _flag(p, "--external-ip", "", "address NetIn ports are reported on (default: the default route's source)")
+    _flag(p, "--port-pool-start", str(defaults.port_pool_start), "first host port NetIn picks from")
+    _flag(p, "--port-pool-size", str(defaults.port_pool_size), "number of host ports NetIn picks from")
     a = p.parse_args(argv)
     try:
         grace = parse_duration(a.default_grace_time)
         port, max_containers = int(a.bind_port), int(a.max_containers)
         uid_start, uid_length = int(a.uid_map_start), int(a.uid_map_length)
+        port_start, port_size = int(a.port_pool_start), int(a.port_pool_size)
     except (BadRequestError, ValueError) as e:
         p.error(str(e))
     return Config(
@@ -99,4 +131,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         uid_map_start=uid_start,
         uid_map_length=uid_length,
         disable_privileged_containers=a.disable_privileged_containers,
+        network_pool=a.network_pool,
+        disable_networking=a.disable_networking,
+        deny_networks=tuple(a.deny_network),
+        allow_networks=tuple(a.allow_network),
+        allow_host_access=a.allow_host_access,
+        dns_servers=tuple(a.dns_server),
+        additional_dns_servers=tuple(a.additional_dns_server),
+        external_ip=a.external_ip,
+        port_pool_start=port_start,
+        port_pool_size=port_size,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import itertools
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ import pytest
 from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
 from gardend.config import Config
+from gardend.network.host import pool_is_free
 
 ROOTFS = os.environ.get("GARDEND_TEST_ROOTFS", "/var/lib/gardend/rootfs/busybox")
 
@@ -27,8 +30,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TEST_POOLS = ipaddress.IPv4Network("10.254.192.0/18").subnets(new_prefix=23)
+TEST_PORTS = itertools.count(61000, 100)
+
+
+def network_settings() -> dict[str, Any]:
+    """A network pool of its own for each test server (none another gardend on this host holds),
+    its own host ports, and no egress but what a test's NetOut rules allow."""
+    pool = next(p for p in TEST_POOLS if pool_is_free(p))
+    return {
+        "network_pool": str(pool),
+        "port_pool_start": next(TEST_PORTS),
+        "port_pool_size": 100,
+        "deny_networks": ("0.0.0.0/0",),
+    }
+
+
 def make_config(depot: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = {
+        **network_settings(),
         "bind_ip": "127.0.0.1",
         "bind_port": free_port(),
         "depot": depot,
