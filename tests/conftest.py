@@ -20,6 +20,7 @@ from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
 from gardend.config import Config
 from gardend.network.host import pool_is_free
+from tests.network_state import leftovers
 
 ROOTFS = os.environ.get("GARDEND_TEST_ROOTFS", "/var/lib/gardend/rootfs/busybox")
 
@@ -83,6 +84,7 @@ async def gardend(depot: Path, rootfs: str) -> AsyncIterator[gardend_server.Serv
         with contextlib.suppress(Exception):
             await srv.garden.destroy(handle)
     await srv.close()
+    assert not leftovers(srv.config), "the test server left networking behind"
 
 
 @pytest.fixture
