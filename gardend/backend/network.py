@@ -65,12 +65,8 @@ class ContainerNetworks:
         """Leases the address and host ports the record asks for, and writes them into it."""
         if self.networker is None:
             return
+        self.networker.check_rules(record.spec.netout_rules)
         att = await self.networker.allocate(record.id, record.spec.network, record.spec.netin)
-        try:
-            self.networker.check_rules(record.spec.netout_rules)
-        except BaseException:
-            self.networker.release(att)
-            raise
         record.spec.subnet, record.spec.container_ip = str(att.lease.subnet), str(att.lease.ip)
         record.spec.netin = att.netin
 
