@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from gardend import server as gardend_server
 from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError
+from gardend.network.host import pool_tag
 from tests.conftest import CreateFn, make_config
 from tests.container_exec import run_in, start_in
 from tests.network_state import leftovers
@@ -220,4 +222,46 @@ async def test_restart_relearns_addresses_and_mappings_and_destroy_leaves_nothin
                 await c.destroy(h)
         finally:
             await srv.close()
+    assert leftovers(config) == []
+
+
+@pytest.mark.parametrize("privileged", [False, True])
+async def test_container_root_can_overwrite_hosts_and_resolv_conf(
+    gardend: gardend_server.Server, create: CreateFn, privileged: bool
+) -> None:
+    handle = await create(privileged=privileged)
+    script = "echo NONSENSE > /etc/hosts && echo NONSENSE > /etc/resolv.conf"
+    assert await run_in(gardend, handle, "sh", "-c", script, privileged=privileged) == 0
+
+
+async def test_start_removes_what_a_crash_left_of_unknown_containers(depot: Path) -> None:
+    config = make_config(depot / "net-orphans")
+    pool = ipaddress.IPv4Network(config.network_pool)
+    ghost = list(pool.subnets(new_prefix=30))[-1]
+    bridge = "gd" + ghost.network_address.packed.hex()
+    chain = f"GD-{pool_tag(pool)}-{(ghost.network_address + 2).packed.hex()}"
+    srv = await gardend_server.start(config)
+    async with aiohttp.ClientSession() as session:
+        c = GardenClient(f"http://127.0.0.1:{config.bind_port}", session)
+        try:
+            kept = await c.create()
+            await srv.close()
+            subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+            ipam = config.depot / "network" / "ipam" / bridge
+            ipam.mkdir(parents=True)
+            (ipam / str(ghost.network_address + 2)).write_text("ghost\neth0")
+            (config.depot / "network" / "netns" / "ghost").touch()
+            rules = (
+                f"*filter\n:{chain} - [0:0]\n-A GD-{pool_tag(pool)}-OUT -s {ghost.network_address + 2}/32 -g {chain}\n"
+            )
+            subprocess.run(["iptables-restore", "--noflush"], input=rules + "COMMIT\n", text=True, check=True)
+            srv = await gardend_server.start(config)
+            found = leftovers(config)
+            assert not [f for f in found if bridge in f or chain in f or "ghost" in f], found
+            await serve(srv, kept, 8080)
+            assert await fetch((await c.info(kept))["ContainerIP"], 8080) == b"hallo-8080\n"
+            await c.destroy(kept)
+        finally:
+            await srv.close()
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
     assert leftovers(config) == []
