@@ -70,7 +70,7 @@ async def start(config: Config) -> Server:
     client = ContainerdClient(socket, config.containerd_namespace, config.containerd_timeout)
     runners: list[web.AppRunner] = []
     try:
-        version = await wait_until_ready(client, 30.0, lambda: daemon is None or daemon.healthy)
+        version = await wait_until_ready(client, config.containerd_timeout, lambda: daemon is None or daemon.healthy)
         log.info("using containerd", extra={"socket": socket, "version": version})
         init_binary = await init.ensure_built(config.depot)
         garden = Garden(ContainerBackend(config, client, init_binary))

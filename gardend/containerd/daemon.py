@@ -88,6 +88,10 @@ class EmbeddedContainerd:
             await probe.close()
         log.info("containerd ready", extra={"socket": self.socket, "version": version, "pid": self._proc.pid})
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
     async def start(self) -> None:
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise())
