@@ -19,6 +19,8 @@ from gardend.client import GardenClient, GardenClientError
 from gardend.config import Config
 
 ROOTFS = os.environ.get("GARDEND_TEST_ROOTFS", "/var/lib/gardend/rootfs/busybox")
+CONTAINERD_BIN = os.environ.get("GARDEND_TEST_CONTAINERD_BIN", "containerd")
+"""Run the suite against another containerd build (e.g. 2.x) by naming its binary."""
 
 
 def free_port() -> int:
@@ -33,6 +35,7 @@ def make_config(depot: Path, **overrides: Any) -> Config:
         "bind_port": free_port(),
         "depot": depot,
         "default_rootfs": ROOTFS,
+        "containerd_bin": CONTAINERD_BIN,
         "containerd_namespace": f"gardend-test-{uuid.uuid4().hex[:8]}",
         **overrides,
     }
