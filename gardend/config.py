@@ -31,6 +31,8 @@ class Config:
     bind_ip: str = "127.0.0.1"
     bind_port: int = 7777
     bind_socket: str = ""
+    debug_bind_ip: str = ""
+    debug_bind_port: int = 17013
     depot: Path = Path("/var/lib/gardend/depot")
     default_rootfs: str = "/var/lib/gardend/rootfs/busybox"
     default_grace_time_ns: int = 0
@@ -87,6 +89,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     _flag(p, "--bind-ip", defaults.bind_ip, "IP address to listen on")
     _flag(p, "--bind-port", str(defaults.bind_port), "TCP port to listen on")
     _flag(p, "--bind-socket", "", "also listen on this unix socket")
+    _flag(p, "--debug-bind-ip", "", "serve /debug/vars on this IP (off when empty)")
+    _flag(p, "--debug-bind-port", str(defaults.debug_bind_port), "port of the debug listener")
     _flag(p, "--depot", str(defaults.depot), "directory for container state and the embedded containerd")
     _flag(p, "--default-rootfs", defaults.default_rootfs, "rootfs directory for containers that name none")
     _flag(p, "--default-grace-time", "0", "grace time for containers that set none (Go duration; 0 = never reap)")
@@ -111,7 +115,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     a = p.parse_args(argv)
     try:
         grace = parse_duration(a.default_grace_time)
-        port, max_containers = int(a.bind_port), int(a.max_containers)
+        port, debug_port, max_containers = int(a.bind_port), int(a.debug_bind_port), int(a.max_containers)
         uid_start, uid_length = int(a.uid_map_start), int(a.uid_map_length)
         port_start, port_size = int(a.port_pool_start), int(a.port_pool_size)
     except (BadRequestError, ValueError) as e:
@@ -120,6 +124,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         bind_ip=a.bind_ip,
         bind_port=port,
         bind_socket=a.bind_socket,
+        debug_bind_ip=a.debug_bind_ip,
+        debug_bind_port=debug_port,
         depot=Path(a.depot),
         default_rootfs=a.default_rootfs,
         default_grace_time_ns=grace,

@@ -23,6 +23,8 @@ from gardend.network.host import pool_is_free
 from tests.network_state import leftovers
 
 ROOTFS = os.environ.get("GARDEND_TEST_ROOTFS", "/var/lib/gardend/rootfs/busybox")
+CONTAINERD_BIN = os.environ.get("GARDEND_TEST_CONTAINERD_BIN", "containerd")
+"""Run the suite against another containerd build (e.g. 2.x) by naming its binary."""
 
 
 def free_port() -> int:
@@ -54,6 +56,7 @@ def make_config(depot: Path, **overrides: Any) -> Config:
         "bind_port": free_port(),
         "depot": depot,
         "default_rootfs": ROOTFS,
+        "containerd_bin": CONTAINERD_BIN,
         "containerd_namespace": f"gardend-test-{uuid.uuid4().hex[:8]}",
         **overrides,
     }
