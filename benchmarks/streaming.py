@@ -2,12 +2,12 @@
 
     .venv/bin/python -m benchmarks.streaming [--address HOST:PORT] [--size-mb 500]
 
-Without ``--address`` it starts its own gardend (as a separate process, with a
-temporary depot) and stops it afterwards; it needs root, containerd and the rootfs,
-as the tests do. For each workload the same tar file is streamed into a container and
-extracted by ``tar -xf`` into a local directory, then that tree is streamed out and
-archived by ``tar -cf -`` into a pipe that this script drains. Each figure is the best of
-``--repeat`` runs, after ``sync`` so that earlier writes do not slow the next one down.
+Without ``--address`` it starts its own gardend (``harness.running_gardend``: a separate
+process with a temporary depot; rootfs from GARDEND_BENCH_ROOTFS) and stops it afterwards.
+For each workload the same tar file is streamed into a container and extracted by
+``tar -xf`` into a local directory, then that tree is streamed out and archived by
+``tar -cf -`` into a pipe that this script drains. Each figure is the best of ``--repeat``
+runs, after ``sync`` so that earlier writes do not slow the next one down.
 The ratio is gardend's MB/s over tar's: 1.0 means as fast as tar on the local disk.
 """
 
@@ -19,15 +19,14 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.harness import running_gardend
 from gardend.client import GardenClient
 
 CHUNK = 1 << 20
@@ -148,42 +147,6 @@ async def measure(client: GardenClient, handle: str, workload: Workload, scratch
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def own_gardend(rootfs: str) -> AsyncIterator[str]:
-    """A gardend in its own process, with a temporary depot, for the length of the run."""
-    depot = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="gd-bench-", dir="/tmp"))
-    await asyncio.to_thread(depot.chmod, 0o755)
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gardend", "--depot", str(depot), "--bind-port", str(port), "--default-rootfs", rootfs,
-        "--containerd-namespace", f"gardend-bench-{port}", stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    try:
-        client = GardenClient(f"http://{address}")
-        try:
-            for _ in range(600):
-                with contextlib.suppress(Exception):
-                    await client.ping()
-                    break
-                if proc.returncode is not None:
-                    raise RuntimeError("gardend exited during start-up")
-                await asyncio.sleep(0.1)
-        finally:
-            await client.close()
-        yield address
-    finally:
-        proc.terminate()
-        await proc.wait()
-        shutil.rmtree(depot, ignore_errors=True)
-
-
 def report(results: list[Result]) -> str:
     lines = [f"{'workload':<12} {'operation':<11} {'MB':>8} {'gardend MB/s':>13} {'tar MB/s':>9} {'ratio':>6}"]
     for r in results:
@@ -200,8 +163,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
         Workload("small-files", args.small_files, 64 << 10),
     ]
     async with contextlib.AsyncExitStack() as stack:
-        address = args.address or await stack.enter_async_context(own_gardend(args.rootfs))
-        client = GardenClient(f"http://{address}")
+        url = f"http://{args.address}" if args.address else (await stack.enter_async_context(running_gardend())).url
+        client = GardenClient(url)
         stack.push_async_callback(client.close)
         handle = await client.create(handle=f"bench-streaming-{os.getpid()}")
         stack.push_async_callback(client.destroy, handle)
@@ -216,7 +179,6 @@ async def run(args: argparse.Namespace) -> list[Result]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--address", help="HOST:PORT of a running gardend (default: start one)")
-    parser.add_argument("--rootfs", default="/var/lib/gardend/rootfs/busybox", help="rootfs for a started gardend")
     parser.add_argument("--size-mb", type=int, default=500, help="size of the one-big-file workload")
     parser.add_argument("--small-files", type=int, default=4000, help="number of 64 KiB files in small-files")
     parser.add_argument("--repeat", type=int, default=3)

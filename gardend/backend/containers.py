@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gardend.backend.grace import GraceReaper
+from gardend.backend.network import ContainerNetworks
 from gardend.backend.store import (
     STATE_CREATED,
     STATE_CREATING,
@@ -37,7 +38,7 @@ from gardend.errors import (
 from gardend.models import BindMountOrigin, Capacity, ContainerInfo, ContainerSpec
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache, resolve_uri
-from gardend.runtime.spec import IdMapping, container_spec, hostname_for
+from gardend.runtime.spec import IdMapping, container_spec
 
 log = logging.getLogger("gardend.backend")
 
@@ -67,19 +68,6 @@ def _validate_spec(spec: ContainerSpec) -> None:
             raise BadRequestError(f"bind mount source does not exist: {bm.src_path}")
 
 
-def _hosts_file(handle: str) -> bytes:
-    name = hostname_for(handle)
-    return f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n127.0.1.1 {name}\n".encode()
-
-
-def _host_resolv_conf() -> bytes:
-    try:
-        with open("/etc/resolv.conf", "rb") as f:
-            return f.read(64 << 10)
-    except OSError:
-        return b""
-
-
 class ContainerBackend:
     def __init__(self, config: Config, client: ContainerdClient, init_binary: Path) -> None:
         self.config = config
@@ -90,6 +78,7 @@ class ContainerBackend:
         self.id_mapping = IdMapping(MAXIMUS, config.uid_map_start, config.uid_map_length)
         self.shifted = ShiftedRootfsCache(config.depot / "rootfs", MAXIMUS)
         self.grace = GraceReaper(self._reap)
+        self.networks = ContainerNetworks(config, self.store)
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
         self._destroying: set[str] = set()
@@ -98,13 +87,18 @@ class ContainerBackend:
 
     async def start(self) -> None:
         """Loads every container from containerd and repairs what a crash left behind."""
-        for record in await self.store.load():
+        records = await self.store.load()
+        await self.networks.start(
+            [r for r in records if r.state != STATE_CREATING], [r for r in records if r.state == STATE_CREATING]
+        )
+        for record in records:
             if record.state == STATE_CREATING:
                 log.info("removing half-created container", extra={"handle": record.handle})
                 await self._teardown(record)
                 continue
             try:
                 await self._ensure_task(record)
+                await self.networks.repair(record, (await self.client.get_task(record.id)).pid)
             except (cerr.ContainerdError, GardenError):
                 log.exception("container could not be restarted", extra={"handle": record.handle})
             self.records[record.handle] = record
@@ -113,6 +107,7 @@ class ContainerBackend:
 
     async def close(self) -> None:
         await self.grace.close()
+        await self.networks.close()
 
     async def _ensure_task(self, record: ContainerRecord) -> None:
         try:
@@ -156,6 +151,7 @@ class ContainerBackend:
         """Properties as clients see them, with Guardian's internal ones."""
         return {
             **record.properties,
+            **self.networks.properties(record),
             "garden.grace-time": str(record.grace_time_ns),
             "garden.state": STATE_CREATED,
         }
@@ -176,11 +172,12 @@ class ContainerBackend:
             return mem_kib * 1024, st.f_blocks * st.f_frsize
 
         memory, disk = await asyncio.to_thread(measure)
+        limits = [n for n in (self.config.max_containers, self.networks.capacity) if n]
         return Capacity(
             memory_in_bytes=memory,
             disk_in_bytes=disk,
             schedulable_disk_in_bytes=disk,
-            max_containers=self.config.max_containers or DEFAULT_MAX_CONTAINERS,
+            max_containers=min(limits) if limits else DEFAULT_MAX_CONTAINERS,
         )
 
     def list_handles(self, filters: dict[str, str]) -> list[str]:
@@ -239,6 +236,7 @@ class ContainerBackend:
             grace_time_ns=spec.grace_time or self.config.default_grace_time_ns,
         )
         overlay = self._overlay(record)
+        await self.networks.allocate(record)
         root_id = 0 if spec.privileged else MAXIMUS
         oci = container_spec(
             handle=handle,
@@ -252,12 +250,15 @@ class ContainerBackend:
         )
         try:
             await self.store.create(record, oci)
-        except cerr.AlreadyExists:
-            raise ConflictError(f"Handle '{handle}' already in use") from None
+        except BaseException as e:
+            self.networks.release(record)
+            if isinstance(e, cerr.AlreadyExists):
+                raise ConflictError(f"Handle '{handle}' already in use") from None
+            raise
         try:
-            seeds = {"etc/hosts": _hosts_file(handle), "etc/resolv.conf": await asyncio.to_thread(_host_resolv_conf)}
-            await overlay.create(root_id, root_id, seeds)
-            await self.client.create_task(record.id, overlay.mounts())
+            await overlay.create(root_id, root_id, await self.networks.seeds(record))
+            pid = await self.client.create_task(record.id, overlay.mounts())
+            await self.networks.attach(record, pid)
             await self.client.start(record.id)
             record.state = STATE_CREATED
             await self.store.save_labels(record)
@@ -295,6 +296,7 @@ class ContainerBackend:
             await asyncio.wait_for(self.client.wait(record.id), TEARDOWN_WAIT_SECONDS)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_task(record.id)
+        await self.networks.detach(record)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_container(record.id)
         await self._overlay(record).remove()
@@ -302,13 +304,17 @@ class ContainerBackend:
     # Info and properties
 
     def info(self, record: ContainerRecord, process_ids: list[str]) -> ContainerInfo:
+        addresses = self.networks.addresses(record)
         return ContainerInfo(
             state="stopped" if record.state == STATE_STOPPED else "active",
             events=[],
             container_path=str(self.containers_dir / record.id),
             process_ids=process_ids,
             properties=self.properties(record),
-            mapped_ports=[],
+            mapped_ports=self.networks.mapped_ports(record),
+            host_ip=addresses.host_ip,
+            container_ip=addresses.container_ip,
+            external_ip=addresses.external_ip,
         )
 
     def property(self, record: ContainerRecord, key: str) -> str:

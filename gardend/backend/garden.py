@@ -13,7 +13,7 @@ from typing import Any
 from gardend.backend.containers import ContainerBackend
 from gardend.backend.files import FileTransfers
 from gardend.errors import GardenError
-from gardend.models import Capacity, ContainerInfo, ContainerSpec, to_wire
+from gardend.models import Capacity, ContainerInfo, ContainerSpec, NetIn, NetOutRule, to_wire
 
 
 class Garden:
@@ -89,3 +89,11 @@ class Garden:
         """The tar's chunks; the grace countdown holds until the caller leaves the context."""
         async with self.containers.activity(handle) as record, self.files.stream_out(record, source, user) as chunks:
             yield chunks
+
+    async def net_in(self, handle: str, host_port: int, container_port: int) -> NetIn:
+        async with self.containers.activity(handle) as record:
+            return await self.containers.networks.net_in(record, host_port, container_port)
+
+    async def net_out(self, handle: str, rules: list[NetOutRule]) -> None:
+        async with self.containers.activity(handle) as record:
+            await self.containers.networks.net_out(record, rules)
