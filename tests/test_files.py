@@ -321,6 +321,28 @@ async def test_garbage_after_a_member_is_a_bad_request(client: GardenClient, con
     assert "invalid tar" in err.value.message
 
 
+def with_pax(name: str, **pax: str) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.pax_headers, info.size = pax, 1
+    return info.tobuf(tarfile.PAX_FORMAT) + b"x".ljust(512, b"\0") + END_OF_ARCHIVE
+
+
+@pytest.mark.parametrize(
+    "archive",
+    [
+        pytest.param(b"", id="empty body"),
+        pytest.param(with_pax("nul", path="a\0b"), id="NUL in a pax path"),
+        pytest.param(with_pax("mtime", mtime="1e300"), id="mtime beyond 64 bits"),
+        pytest.param(with_pax("xattr", **{"SCHILY.xattr.user.a\0b": "v"}), id="NUL in an xattr name"),
+    ],
+)
+async def test_malformed_archives_are_bad_requests(client: GardenClient, container: str, archive: bytes) -> None:
+    with pytest.raises(GardenClientError) as err:
+        await client.stream_in(container, "/tmp/malformed", archive)
+    assert err.value.status == 400
+    assert err.value.message.startswith("error streaming in: ")
+
+
 async def test_stream_out_of_a_missing_path_is_not_found(client: GardenClient, container: str) -> None:
     with pytest.raises(GardenClientError) as err:
         await stream_out(client, container, "/does/not/exist")

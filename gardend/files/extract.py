@@ -36,11 +36,12 @@ Parts = tuple[str, ...]
 
 @contextlib.contextmanager
 def _doing(what: str) -> Iterator[None]:
-    """Reports failures as errors about ``what``; a missing path is the archive's fault."""
+    """Reports failures as errors about ``what``. A missing path is the archive's fault, and so
+    are values the kernel cannot take (a NUL in a pax name, an mtime beyond 64 bits)."""
     try:
         with failing_as(what, missing=ARCHIVE):
             yield
-    except BadStream as e:
+    except (BadStream, ValueError, OverflowError) as e:
         raise TransferError(ARCHIVE, f"{what}: {e}") from None
 
 
