@@ -283,10 +283,13 @@ async def test_an_unknown_user_is_an_error_streaming_in(client: GardenClient, co
 
 async def test_stream_out_reads_with_the_users_permissions(client: GardenClient, container: str) -> None:
     await add_users(client, container)
-    await client.stream_in(container, "/tmp/private", tar_of(Entry("secret", b"s", mode=0o600)))
-    with pytest.raises(GardenClientError) as err:
-        await stream_out(client, container, "/tmp/private/secret", "alice")
-    assert "Permission denied" in err.value.message
+    archive = tar_of(Entry("secret", b"s", mode=0o600), Entry("closed", kind=tarfile.DIRTYPE, mode=0o700))
+    await client.stream_in(container, "/tmp/private", archive)
+    for source in ("/tmp/private/secret", "/tmp/private/closed"):
+        with pytest.raises(GardenClientError) as err:
+            await stream_out(client, container, source, "alice")
+        assert "Permission denied" in err.value.message
+        assert err.value.status == 403
 
 
 async def test_a_transfer_holds_the_grace_countdown(client: GardenClient, create: CreateFn) -> None:

@@ -115,12 +115,15 @@ class Archiver:
             return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
 
     def _directory(self, fd: int, arcname: str) -> Iterator[str]:
-        """Writes a directory's header; returns the names of the entries to archive."""
+        """Writes a directory's header; returns the names of the entries to archive.
+
+        The directory is read first: one the user may not read fails before any byte of it
+        is written, so a source that is such a directory is still answered with an error.
+        """
         with failing_as(f"{arcname}: cannot archive"):
+            names = [] if _is_pseudo_filesystem(fd) else sorted(os.listdir(fd))
             self._header(arcname, os.fstat(fd), pax_headers=_xattrs(fd))
-            if _is_pseudo_filesystem(fd):
-                return iter(())
-            return iter(sorted(os.listdir(fd)))
+            return iter(names)
 
     def _entry(self, parent: int, name: str, arcname: str, st: os.stat_result) -> None:
         if stat.S_ISREG(st.st_mode):

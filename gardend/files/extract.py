@@ -171,7 +171,7 @@ class Extractor:
             fd = openat2(self.dest_fd, d.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, RESOLVE_NO_MAGICLINKS)
         except OSError as e:
             if d.created:
-                raise os_failure(e, f"{d.member.name}: cannot open directory") from None
+                raise os_failure(e, f"{d.member.name}: cannot open directory", missing=ARCHIVE) from None
             return
         try:
             with _doing(f"{d.member.name}: cannot set directory attributes"):
