@@ -25,6 +25,7 @@ import pytest
 from gardend import server as gardend_server
 from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError
+from gardend.files.archive import header_bytes
 from tests.conftest import CreateFn
 
 MAXIMUS = 4294967294
@@ -195,6 +196,18 @@ def raw_names(data: bytes) -> list[str]:
     return names
 
 
+@pytest.mark.parametrize("kind", [tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE])
+@pytest.mark.parametrize("name", ["a", "dir/", "x" * 100, "x" * 101, "é"])
+@pytest.mark.parametrize("uid", [0, 2**21 - 1, 2**21])
+def test_directly_built_headers_are_what_tarfile_writes(kind: bytes, name: str, uid: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.mtime = kind, 0o4755, uid, 1000, MTIME
+    info.size = 8**11 - 1 if kind == tarfile.REGTYPE else 0
+    info.linkname = "" if kind == tarfile.REGTYPE else "target"
+    info.devmajor, info.devminor = (4095, 1048575) if kind == tarfile.CHRTYPE else (0, 0)
+    assert header_bytes(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
 async def test_relative_paths_are_relative_to_the_users_home(
     client: GardenClient, gardend: gardend_server.Server, container: str
 ) -> None:
@@ -353,6 +366,17 @@ async def test_stream_out_of_a_missing_path_is_not_found(client: GardenClient, c
     assert err.value.message == "error streaming out: /does/not/exist: No such file or directory"
 
 
+async def test_an_error_within_the_first_megabyte_is_still_an_error_response(
+    client: GardenClient, container: str
+) -> None:
+    await add_users(client, container)
+    archive = tar_of(Entry("a-readable", b"r" * 4096), Entry("z-unreadable", b"s", mode=0o600))
+    await client.stream_in(container, "/tmp/small-mixed", archive)
+    with pytest.raises(GardenClientError) as err:
+        await stream_out(client, container, "/tmp/small-mixed", "alice")
+    assert err.value.message == "error streaming out: small-mixed/z-unreadable: cannot archive: Permission denied"
+
+
 async def test_unknown_containers_are_not_found(client: GardenClient) -> None:
     with pytest.raises(GardenClientError) as err:
         await client.stream_in("no-such-handle", "/tmp", tar_of(Entry("f")))
@@ -364,7 +388,7 @@ async def test_unknown_containers_are_not_found(client: GardenClient) -> None:
 
 async def test_an_error_after_the_first_byte_aborts_the_stream_out(client: GardenClient, container: str) -> None:
     await add_users(client, container)
-    archive = tar_of(Entry("a-readable", b"r" * 4096), Entry("z-unreadable", b"s", mode=0o600))
+    archive = tar_of(Entry("a-readable", b"r" * (2 << 20)), Entry("z-unreadable", b"s", mode=0o600))
     await client.stream_in(container, "/tmp/mixed", archive)
     async with client.stream_out(container, "/tmp/mixed", "alice") as body:
         with pytest.raises(aiohttp.ClientPayloadError):

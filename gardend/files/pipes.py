@@ -103,6 +103,51 @@ class PipeReader:
             pass
 
 
+class PipeWriter:
+    """Gathers headers, padding and small files in a buffer and writes it in large pieces;
+    large files go from their page cache straight to the pipe (sendfile). Small files are
+    read into the buffer itself, so each byte is copied no more often than by tar. Nothing
+    reaches the pipe before the buffer fills, a large file comes, or :meth:`flush`."""
+
+    SMALL_FILE = 256 << 10
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buf = bytearray(CHUNK)
+        self._view = memoryview(self._buf)
+        self._pos = 0
+
+    def _room(self, size: int) -> memoryview:
+        """The next ``size`` bytes of the buffer, flushing it first if they do not fit."""
+        if self._pos + size > len(self._buf):
+            self.flush()
+        self._pos += size
+        return self._view[self._pos - size : self._pos]
+
+    def write(self, data: bytes) -> None:
+        if len(data) > len(self._buf):
+            self.flush()
+            write_all(self.fd, data)
+        else:
+            self._room(len(data))[:] = data
+
+    def flush(self) -> None:
+        write_all(self.fd, self._view[: self._pos])
+        self._pos = 0
+
+    def copy_file(self, in_fd: int, size: int) -> None:
+        """Writes exactly ``size`` bytes of ``in_fd`` from its start; zeros if it shrank meanwhile."""
+        if size > self.SMALL_FILE:
+            self.flush()
+            send_file(self.fd, in_fd, size)
+            return
+        room = self._room(size)
+        done = 0
+        while done < size and (got := os.preadv(in_fd, [room[done:]], done)):
+            done += got
+        room[done:] = bytes(size - done)
+
+
 def write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
