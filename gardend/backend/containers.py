@@ -13,7 +13,9 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from gardend.backend.disk import LayerDisks
 from gardend.backend.grace import GraceReaper
+from gardend.backend.limits import apply_bandwidth
 from gardend.backend.store import (
     STATE_CREATED,
     STATE_CREATING,
@@ -35,8 +37,10 @@ from gardend.errors import (
     ServiceUnavailableError,
 )
 from gardend.models import BindMountOrigin, Capacity, ContainerInfo, ContainerSpec
+from gardend.rootfs.disklimit import DiskImages
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache, resolve_uri
+from gardend.runtime import cgroups
 from gardend.runtime.spec import IdMapping, container_spec, hostname_for
 
 log = logging.getLogger("gardend.backend")
@@ -89,6 +93,8 @@ class ContainerBackend:
         self.containers_dir = config.depot / "containers"
         self.id_mapping = IdMapping(MAXIMUS, config.uid_map_start, config.uid_map_length)
         self.shifted = ShiftedRootfsCache(config.depot / "rootfs", MAXIMUS)
+        self.disks = LayerDisks(DiskImages(config.depot / "disks", self.containers_dir))
+        self.cgroups = cgroups.CgroupHost()
         self.grace = GraceReaper(self._reap)
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
@@ -98,6 +104,7 @@ class ContainerBackend:
 
     async def start(self) -> None:
         """Loads every container from containerd and repairs what a crash left behind."""
+        self.cgroups = await asyncio.to_thread(cgroups.detect)
         for record in await self.store.load():
             if record.state == STATE_CREATING:
                 log.info("removing half-created container", extra={"handle": record.handle})
@@ -109,6 +116,7 @@ class ContainerBackend:
                 log.exception("container could not be restarted", extra={"handle": record.handle})
             self.records[record.handle] = record
             self.grace.track(record.handle, record.grace_time_ns)
+        await self.disks.images.reconcile({r.id for r in self.records.values()})
         await self._remove_orphan_dirs()
 
     async def close(self) -> None:
@@ -123,8 +131,9 @@ class ContainerBackend:
         except cerr.NotFound:
             pass
         log.info("restarting container task", extra={"handle": record.handle})
+        await self.disks.images.restore(record.id)
         await self.client.create_task(record.id, self._overlay(record).mounts())
-        await self.client.start(record.id)
+        await apply_bandwidth(record, await self.client.start(record.id))
 
     async def _remove_orphan_dirs(self) -> None:
         known = {r.id for r in self.records.values()}
@@ -220,6 +229,7 @@ class ContainerBackend:
 
     async def _create(self, handle: str, spec: ContainerSpec, source: Path) -> ContainerRecord:
         lower = source if spec.privileged else await self.shifted.get(source)
+        quota = await self.disks.quota(spec.limits.disk_limits, lower)
         record = ContainerRecord(
             handle=handle,
             id=containerd_id(handle),
@@ -249,16 +259,19 @@ class ContainerBackend:
             init_binary=str(self.init_binary),
             bind_mounts=record.spec.bind_mounts,
             limits=spec.limits,
+            swap_limit=self.cgroups.swap_limit,
         )
         try:
             await self.store.create(record, oci)
         except cerr.AlreadyExists:
             raise ConflictError(f"Handle '{handle}' already in use") from None
         try:
+            if quota is not None:
+                await self.disks.images.create(record.id, quota)
             seeds = {"etc/hosts": _hosts_file(handle), "etc/resolv.conf": await asyncio.to_thread(_host_resolv_conf)}
             await overlay.create(root_id, root_id, seeds)
             await self.client.create_task(record.id, overlay.mounts())
-            await self.client.start(record.id)
+            await apply_bandwidth(record, await self.client.start(record.id))
             record.state = STATE_CREATED
             await self.store.save_labels(record)
         except BaseException as e:
@@ -297,6 +310,7 @@ class ContainerBackend:
             await self.client.delete_task(record.id)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_container(record.id)
+        await self.disks.images.remove(record.id)
         await self._overlay(record).remove()
 
     # Info and properties
@@ -304,7 +318,7 @@ class ContainerBackend:
     def info(self, record: ContainerRecord, process_ids: list[str]) -> ContainerInfo:
         return ContainerInfo(
             state="stopped" if record.state == STATE_STOPPED else "active",
-            events=[],
+            events=list(record.events),
             container_path=str(self.containers_dir / record.id),
             process_ids=process_ids,
             properties=self.properties(record),

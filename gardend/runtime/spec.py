@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gardend.init import CONTAINER_PATH as INIT_PATH
-from gardend.models import BindMount, BindMountMode, BindMountOrigin, Limits
+from gardend.models import BindMount, BindMountMode, BindMountOrigin, CPULimits, Limits
 from gardend.runtime import capabilities
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_HOSTNAME = 49
+MAX_INT64 = 2**63 - 1
 
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -61,16 +62,26 @@ def _mounts(privileged: bool, init_binary: str, bind_mounts: list[BindMount], ro
     return mounts
 
 
-def resources(limits: Limits) -> dict[str, Any]:
-    """cgroup resources for the container's limits; unset limits are left out."""
+def cpu_shares(limits: CPULimits) -> int:
+    """``weight`` wins over the deprecated ``limit_in_shares``, as in Guardian."""
+    return limits.weight or limits.limit_in_shares
+
+
+def resources(limits: Limits, swap_limit: bool = False) -> dict[str, Any]:
+    """cgroup resources for the container's limits; unset limits are left out.
+
+    With ``swap_limit`` memory+swap is capped at the memory limit, so a process over its
+    limit is OOM-killed rather than swapped out (Guardian does the same).
+    """
     res: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
     if limits.memory_limits.limit_in_bytes:
-        res["memory"] = {"limit": limits.memory_limits.limit_in_bytes}
-    shares = limits.cpu_limits.limit_in_shares or limits.cpu_limits.weight
+        limit = min(limits.memory_limits.limit_in_bytes, MAX_INT64)
+        res["memory"] = {"limit": limit, "swap": limit} if swap_limit else {"limit": limit}
+    shares = cpu_shares(limits.cpu_limits)
     if shares:
         res["cpu"] = {"shares": shares}
     if limits.pid_limits.max:
-        res["pids"] = {"limit": limits.pid_limits.max}
+        res["pids"] = {"limit": min(limits.pid_limits.max, MAX_INT64)}
     return res
 
 
@@ -84,12 +95,13 @@ def container_spec(
     init_binary: str,
     bind_mounts: list[BindMount],
     limits: Limits,
+    swap_limit: bool = False,
 ) -> dict[str, Any]:
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path,
-        "resources": resources(limits),
+        "resources": resources(limits, swap_limit),
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": [] if privileged else READONLY_PATHS,
     }
