@@ -78,10 +78,13 @@ class MetricsCollector:
         if self._host is None:
             self._host = await asyncio.to_thread(detect_host_share)
         try:
-            cgroup_metrics = {m.id: m for m in await self.client.metrics(*(r.id for r in records))}
-            pids = {t.id: int(t.pid) for t in await self.client.list_tasks()}
+            metric_list, tasks = await asyncio.gather(
+                self.client.metrics(*(r.id for r in records)), self.client.list_tasks()
+            )
         except cerr.ContainerdError as e:
             raise GardenError(f"reading container metrics from containerd: {e}") from None
+        cgroup_metrics = {m.id: m for m in metric_list}
+        pids = {t.id: int(t.pid) for t in tasks}
         layers = {
             r.id: (Overlay(Path(r.spec.lower), self.containers_dir / r.id).upper, Path(r.spec.lower)) for r in records
         }
