@@ -18,6 +18,7 @@ from gardend.config import Config
 from gardend.containerd.client import ContainerdClient, wait_until_ready
 from gardend.containerd.daemon import EmbeddedContainerd
 from gardend.http.app import make_app
+from gardend.http.debug import make_debug_app
 
 log = logging.getLogger("gardend")
 
@@ -29,11 +30,12 @@ class Server:
     config: Config
     garden: Garden
     client: ContainerdClient
-    runner: web.AppRunner
+    runners: list[web.AppRunner]
     daemon: EmbeddedContainerd | None
 
     async def close(self) -> None:
-        await self.runner.cleanup()
+        for runner in self.runners:
+            await runner.cleanup()
         await self.garden.close()
         await self.client.close()
         if self.daemon is not None:
@@ -66,22 +68,31 @@ async def start(config: Config) -> Server:
         await daemon.start()
         socket = daemon.socket
     client = ContainerdClient(socket, config.containerd_namespace, config.containerd_timeout)
+    runners: list[web.AppRunner] = []
     try:
-        version = await wait_until_ready(client, 30.0, lambda: daemon is None or daemon.healthy)
+        version = await wait_until_ready(client, config.containerd_timeout, lambda: daemon is None or daemon.healthy)
         log.info("using containerd", extra={"socket": socket, "version": version})
         init_binary = await init.ensure_built(config.depot)
         garden = Garden(ContainerBackend(config, client, init_binary))
         await garden.start()
         runner = web.AppRunner(make_app(garden), access_log=None, shutdown_timeout=1.0)
+        runners.append(runner)
         await runner.setup()
         sites: list[web.BaseSite] = [web.TCPSite(runner, config.bind_ip, config.bind_port)]
         if config.bind_socket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(config.bind_socket)
             sites.append(web.UnixSite(runner, config.bind_socket))
+        if config.debug_bind_ip:
+            debug = web.AppRunner(make_debug_app(), access_log=None)
+            runners.append(debug)
+            await debug.setup()
+            sites.append(web.TCPSite(debug, config.debug_bind_ip, config.debug_bind_port))
         for site in sites:
             await site.start()
     except BaseException:
+        for r in runners:
+            await r.cleanup()
         await client.close()
         if daemon is not None:
             await daemon.stop()
@@ -89,7 +100,7 @@ async def start(config: Config) -> Server:
     log.info(
         "gardend listening", extra={"address": f"{config.bind_ip}:{config.bind_port}", "socket": config.bind_socket}
     )
-    return Server(config, garden, client, runner, daemon)
+    return Server(config, garden, client, runners, daemon)
 
 
 async def serve(config: Config) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from gardend import server as gardend_server
+from gardend.backend.store import containerd_id
 from gardend.client import GardenClient
 from gardend.models import BandwidthLimits
 from gardend.runtime import bandwidth
@@ -31,10 +33,17 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], check=True)
 
 
-async def test_bandwidth_limits_are_recorded_and_reported(client: GardenClient, create: CreateFn) -> None:
+async def test_bandwidth_limits_shape_the_containers_interface_and_are_reported(
+    client: GardenClient, gardend: gardend_server.Server, create: CreateFn
+) -> None:
     given = {"rate": MIB, "burst": 2 * MIB}
     handle = await create(limits=limits(bandwidth_limits=given))
     assert await client.request("GET", f"/containers/{handle}/limits/bandwidth") == given
+    pid = (await gardend.client.get_task(containerd_id(handle))).pid
+    qdiscs = subprocess.run(
+        ["nsenter", "-t", str(pid), "-n", "tc", "qdisc", "show"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "qdisc tbf" in qdiscs and "dev eth0 root" in qdiscs and "dev gardend-ifb0 root" in qdiscs
 
 
 async def test_shaping_limits_each_interface_both_ways(netns: str) -> None:
@@ -46,6 +55,12 @@ async def test_shaping_limits_each_interface_both_ways(netns: str) -> None:
     for dev in ("eth0", "eth1"):
         filters = in_netns(netns, "tc", "filter", "show", "dev", dev, "parent", "ffff:")
         assert "mirred (Egress Redirect to device gardend-ifb" in filters
+
+
+async def test_shaping_again_replaces_the_rules(netns: str) -> None:
+    await bandwidth.shape(f"/var/run/netns/{netns}", BandwidthLimits(rate=MIB))
+    assert sorted(await bandwidth.shape(f"/var/run/netns/{netns}", BandwidthLimits(rate=2 * MIB))) == ["eth0", "eth1"]
+    assert in_netns(netns, "tc", "qdisc", "show").count("rate 16777Kbit") == 4
 
 
 async def test_a_namespace_without_interfaces_has_nothing_to_shape(netns: str) -> None:

@@ -14,8 +14,8 @@ from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError
 from gardend.rootfs.disklimit import DiskImages, LayerQuota
 from gardend.rootfs.usage import measure
-from tests import exec_in_container
 from tests.conftest import ROOTFS, CreateFn, make_config
+from tests.container_exec import run_in
 from tests.resources import MIB, limits
 
 EXCLUSIVE, TOTAL = 1, 0
@@ -46,15 +46,15 @@ async def test_exclusive_limit_allows_writes_up_to_it_and_fails_past_it(
 ) -> None:
     handle = await create(limits=disk(10 * MIB))
     assert os.path.ismount(layer_dir(gardend, handle))
-    assert await exec_in_container.run(gardend, handle, dd("/root/test", 9)) == 0
-    assert await exec_in_container.run(gardend, handle, "rm /root/test") == 0
-    assert await exec_in_container.run(gardend, handle, dd("/root/test", 11)) != 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", 9)) == 0
+    assert await run_in(gardend, handle, "sh", "-c", "rm /root/test") == 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", 11)) != 0
 
 
 async def test_exclusive_limit_does_not_count_the_rootfs(gardend: gardend_server.Server, create: CreateFn) -> None:
     rootfs_bytes = measure(Path(ROOTFS)).bytes
     handle = await create(limits=disk(rootfs_bytes + 2 * MIB))
-    assert await exec_in_container.run(gardend, handle, dd("/root/test", (rootfs_bytes >> 20) + 1)) == 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", (rootfs_bytes >> 20) + 1)) == 0
 
 
 async def test_total_limit_counts_the_rootfs_image(
@@ -65,9 +65,9 @@ async def test_total_limit_counts_the_rootfs_image(
     stat = (await client.request("GET", f"/containers/{handle}/metrics"))["DiskStat"]
     assert stat["TotalBytesUsed"] - stat["ExclusiveBytesUsed"] == rootfs.bytes
     assert stat["TotalInodesUsed"] - stat["ExclusiveInodesUsed"] == rootfs.inodes
-    assert await exec_in_container.run(gardend, handle, dd("/root/test", 7)) == 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", 7)) == 0
     free_mib = (20 * MIB - rootfs.bytes) >> 20
-    assert await exec_in_container.run(gardend, handle, dd("/root/more", free_mib - 7 + 1)) != 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/more", free_mib - 7 + 1)) != 0
 
 
 async def test_total_limit_smaller_than_the_rootfs_is_refused(client: GardenClient) -> None:
@@ -80,19 +80,19 @@ async def test_total_limit_smaller_than_the_rootfs_is_refused(client: GardenClie
 
 async def test_inode_limit_stops_file_creation(gardend: gardend_server.Server, create: CreateFn) -> None:
     handle = await create(limits=disk(100 * MIB, inode_hard=60))
-    assert await exec_in_container.run(gardend, handle, "mkdir /root/d && cd /root/d && touch $(seq 1 40)") == 0
-    assert await exec_in_container.run(gardend, handle, "cd /root/d && touch $(seq 41 100)") != 0
+    assert await run_in(gardend, handle, "sh", "-c", "mkdir /root/d && cd /root/d && touch $(seq 1 40)") == 0
+    assert await run_in(gardend, handle, "sh", "-c", "cd /root/d && touch $(seq 41 100)") != 0
 
 
 async def test_privileged_containers_are_limited_too(gardend: gardend_server.Server, create: CreateFn) -> None:
     handle = await create(privileged=True, limits=disk(10 * MIB))
-    assert await exec_in_container.run(gardend, handle, dd("/root/test", 11), privileged=True) != 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", 11), privileged=True) != 0
 
 
 async def test_each_container_has_its_own_quota(gardend: gardend_server.Server, create: CreateFn) -> None:
     first, second = await create(limits=disk(30 * MIB)), await create(limits=disk(30 * MIB))
-    assert await exec_in_container.run(gardend, first, dd("/tmp/f", 25)) == 0
-    assert await exec_in_container.run(gardend, second, dd("/tmp/f", 25)) == 0
+    assert await run_in(gardend, first, "sh", "-c", dd("/tmp/f", 25)) == 0
+    assert await run_in(gardend, second, "sh", "-c", dd("/tmp/f", 25)) == 0
 
 
 async def test_limited_layer_usage_follows_writes(
@@ -100,7 +100,7 @@ async def test_limited_layer_usage_follows_writes(
 ) -> None:
     handle = await create(limits=disk(500 * MIB, TOTAL))
     before = (await client.request("GET", f"/containers/{handle}/metrics"))["DiskStat"]
-    assert await exec_in_container.run(gardend, handle, dd("/root/f", 3)) == 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/f", 3)) == 0
     after = (await client.request("GET", f"/containers/{handle}/metrics"))["DiskStat"]
     for key in ("ExclusiveBytesUsed", "TotalBytesUsed"):
         assert abs(after[key] - before[key] - 3 * MIB) < MIB, key
@@ -126,7 +126,7 @@ async def test_restart_remounts_limited_layers_and_removes_orphaned_ones(depot: 
         c = GardenClient(f"http://127.0.0.1:{config.bind_port}", session)
         try:
             handle = await c.create(handle="kept", limits=disk(10 * MIB))
-            assert await exec_in_container.run(srv, handle, "echo data > /root/data") == 0
+            assert await run_in(srv, handle, "sh", "-c", "echo data > /root/data") == 0
             await srv.client.kill(containerd_id(handle), 9)
             await srv.client.wait(containerd_id(handle))
             await srv.client.delete_task(containerd_id(handle))
@@ -135,8 +135,8 @@ async def test_restart_remounts_limited_layers_and_removes_orphaned_ones(depot: 
             await srv.close()
 
             srv = await gardend_server.start(config)
-            assert await exec_in_container.run(srv, handle, "test $(cat /root/data) = data") == 0
-            assert await exec_in_container.run(srv, handle, dd("/root/test", 11)) != 0
+            assert await run_in(srv, handle, "sh", "-c", "test $(cat /root/data) = data") == 0
+            assert await run_in(srv, handle, "sh", "-c", dd("/root/test", 11)) != 0
             assert not orphans.image("ghost").exists()
             assert not os.path.ismount(orphans.mount_point("ghost"))
             assert loop_devices(orphans.image("ghost")) == ""

@@ -7,8 +7,8 @@ import pytest
 from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
 from gardend.runtime import cgroups
-from tests import exec_in_container
 from tests.conftest import CreateFn
+from tests.container_exec import run_in, start_in
 from tests.resources import MIB, cgroup_file, eventually, limits
 
 
@@ -54,7 +54,7 @@ async def test_memory_hog_is_oom_killed_at_its_limit_and_reported_in_events(
 ) -> None:
     handle = await create(limits=limits(memory_limits={"limit_in_bytes": 32 * MIB}))
     assert cgroup_file(gardend, handle, "memory", "memory.limit_in_bytes") == str(32 * MIB)
-    status = await exec_in_container.run(gardend, handle, "dd if=/dev/zero of=/dev/shm/hog bs=1M count=64")
+    status = await run_in(gardend, handle, "sh", "-c", "dd if=/dev/zero of=/dev/shm/hog bs=1M count=64")
     assert status == 137
 
     async def oom_reported() -> bool:
@@ -65,7 +65,7 @@ async def test_memory_hog_is_oom_killed_at_its_limit_and_reported_in_events(
 
 async def test_memory_within_the_limit_is_not_killed(gardend: gardend_server.Server, create: CreateFn) -> None:
     handle = await create(limits=limits(memory_limits={"limit_in_bytes": 64 * MIB}))
-    assert await exec_in_container.run(gardend, handle, "dd if=/dev/zero of=/dev/shm/ok bs=1M count=40") == 0
+    assert await run_in(gardend, handle, "sh", "-c", "dd if=/dev/zero of=/dev/shm/ok bs=1M count=40") == 0
 
 
 async def test_memory_limit_also_caps_swap_where_the_host_can(gardend: gardend_server.Server, create: CreateFn) -> None:
@@ -80,7 +80,7 @@ async def test_fork_bomb_is_held_at_the_pid_limit(
 ) -> None:
     handle = await create(limits=limits(pid_limits={"max": 20}))
     assert cgroup_file(gardend, handle, "pids", "pids.max") == "20"
-    await exec_in_container.start(gardend, handle, "b() { b & b & wait; }; b")
+    await start_in(gardend, handle, "sh", "-c", "b() { b & b & wait; }; b")
 
     async def forks_refused() -> bool:
         return int(cgroup_file(gardend, handle, "pids", "pids.events").split()[1]) > 0
@@ -95,13 +95,13 @@ async def test_fork_bomb_is_held_at_the_pid_limit(
 async def test_process_cannot_fork_past_the_pid_limit(gardend: gardend_server.Server, create: CreateFn) -> None:
     handle = await create(limits=limits(pid_limits={"max": 50}))
     script = "for i in $(seq 1 50); do sleep 2 & done"
-    assert await exec_in_container.run(gardend, handle, script) == 2
+    assert await run_in(gardend, handle, "sh", "-c", script) == 2
 
 
 async def test_zero_pid_limit_means_unlimited(gardend: gardend_server.Server, create: CreateFn) -> None:
     handle = await create(limits=limits(pid_limits={"max": 0}))
     assert cgroup_file(gardend, handle, "pids", "pids.max") == "max"
-    assert await exec_in_container.run(gardend, handle, "for i in $(seq 1 100); do sleep 1 & done; wait") == 0
+    assert await run_in(gardend, handle, "sh", "-c", "for i in $(seq 1 100); do sleep 1 & done; wait") == 0
 
 
 async def test_bad_disk_scope_is_a_4xx_and_leaves_nothing(client: GardenClient) -> None:

@@ -9,8 +9,8 @@ import pytest
 from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
 from gardend.models import ContainerMemoryStat, Metrics, to_wire
-from tests import exec_in_container
 from tests.conftest import CreateFn
+from tests.container_exec import run_in
 from tests.resources import MIB, limits
 
 TOP_LEVEL_KEYS = {"MemoryStat", "CPUStat", "DiskStat", "NetworkStat", "PidStat", "Age", "CPUEntitlement"}
@@ -44,7 +44,7 @@ async def test_metrics_of_a_live_container_are_all_set(client: GardenClient, cre
     assert m["Age"] > 0
     assert m["CPUEntitlement"] > 0
     assert m["DiskStat"]["TotalBytesUsed"] > m["DiskStat"]["ExclusiveBytesUsed"] > 0
-    assert m["NetworkStat"] is None
+    assert set(m["NetworkStat"]) == {"RxBytes", "TxBytes"}
     assert all(isinstance(v, int) for v in m["MemoryStat"].values())
 
 
@@ -54,13 +54,25 @@ async def test_memory_and_cpu_metrics_rise_when_a_process_allocates_and_computes
     handle = await create()
     before = await metrics(client, handle)
     script = "dd if=/dev/zero of=/dev/shm/held bs=1M count=24 && i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done"
-    assert await exec_in_container.run(gardend, handle, script) == 0
+    assert await run_in(gardend, handle, "sh", "-c", script) == 0
     after = await metrics(client, handle)
     grown = after["MemoryStat"]["TotalUsageTowardLimit"] - before["MemoryStat"]["TotalUsageTowardLimit"]
     assert grown >= 20 * MIB
     assert after["CPUStat"]["Usage"] > before["CPUStat"]["Usage"]
     assert after["CPUStat"]["User"] + after["CPUStat"]["System"] > 0
     assert after["Age"] > before["Age"]
+
+
+async def test_network_metrics_count_the_containers_traffic(
+    client: GardenClient, gardend: gardend_server.Server, create: CreateFn
+) -> None:
+    handle = await create()
+    gateway = (await client.info(handle))["HostIP"]
+    before = (await metrics(client, handle))["NetworkStat"]
+    await run_in(gardend, handle, "ping", "-c", "3", "-W", "1", gateway)
+    after = (await metrics(client, handle))["NetworkStat"]
+    assert after["TxBytes"] >= before["TxBytes"] + 3 * 64
+    assert after["RxBytes"] > before["RxBytes"]
 
 
 async def test_pid_limit_shows_as_pid_stat_max(client: GardenClient, create: CreateFn) -> None:
@@ -73,7 +85,7 @@ async def test_disk_usage_grows_when_files_are_written(
 ) -> None:
     handle = await create()
     before = (await metrics(client, handle))["DiskStat"]
-    assert await exec_in_container.run(gardend, handle, "dd if=/dev/zero of=/root/file bs=1M count=5") == 0
+    assert await run_in(gardend, handle, "sh", "-c", "dd if=/dev/zero of=/root/file bs=1M count=5") == 0
     after = (await metrics(client, handle))["DiskStat"]
     for key in ("ExclusiveBytesUsed", "TotalBytesUsed"):
         assert abs(after[key] - before[key] - 5 * MIB) < MIB, key

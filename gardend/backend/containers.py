@@ -16,6 +16,7 @@ from pathlib import Path
 from gardend.backend.disk import LayerDisks
 from gardend.backend.grace import GraceReaper
 from gardend.backend.limits import apply_bandwidth
+from gardend.backend.network import ContainerNetworks
 from gardend.backend.store import (
     STATE_CREATED,
     STATE_CREATING,
@@ -41,7 +42,7 @@ from gardend.rootfs.disklimit import DiskImages
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache, resolve_uri
 from gardend.runtime import cgroups
-from gardend.runtime.spec import IdMapping, container_spec, hostname_for
+from gardend.runtime.spec import IdMapping, container_spec
 
 log = logging.getLogger("gardend.backend")
 
@@ -71,19 +72,6 @@ def _validate_spec(spec: ContainerSpec) -> None:
             raise BadRequestError(f"bind mount source does not exist: {bm.src_path}")
 
 
-def _hosts_file(handle: str) -> bytes:
-    name = hostname_for(handle)
-    return f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n127.0.1.1 {name}\n".encode()
-
-
-def _host_resolv_conf() -> bytes:
-    try:
-        with open("/etc/resolv.conf", "rb") as f:
-            return f.read(64 << 10)
-    except OSError:
-        return b""
-
-
 class ContainerBackend:
     def __init__(self, config: Config, client: ContainerdClient, init_binary: Path) -> None:
         self.config = config
@@ -96,6 +84,7 @@ class ContainerBackend:
         self.disks = LayerDisks(DiskImages(config.depot / "disks", self.containers_dir))
         self.cgroups = cgroups.CgroupHost()
         self.grace = GraceReaper(self._reap)
+        self.networks = ContainerNetworks(config, self.store)
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
         self._destroying: set[str] = set()
@@ -105,13 +94,20 @@ class ContainerBackend:
     async def start(self) -> None:
         """Loads every container from containerd and repairs what a crash left behind."""
         self.cgroups = await asyncio.to_thread(cgroups.detect)
-        for record in await self.store.load():
+        records = await self.store.load()
+        await self.networks.start(
+            [r for r in records if r.state != STATE_CREATING], [r for r in records if r.state == STATE_CREATING]
+        )
+        for record in records:
             if record.state == STATE_CREATING:
                 log.info("removing half-created container", extra={"handle": record.handle})
                 await self._teardown(record)
                 continue
             try:
                 await self._ensure_task(record)
+                pid = (await self.client.get_task(record.id)).pid
+                await self.networks.repair(record, pid)
+                await apply_bandwidth(record, pid)
             except (cerr.ContainerdError, GardenError):
                 log.exception("container could not be restarted", extra={"handle": record.handle})
             self.records[record.handle] = record
@@ -121,6 +117,7 @@ class ContainerBackend:
 
     async def close(self) -> None:
         await self.grace.close()
+        await self.networks.close()
 
     async def _ensure_task(self, record: ContainerRecord) -> None:
         try:
@@ -133,7 +130,7 @@ class ContainerBackend:
         log.info("restarting container task", extra={"handle": record.handle})
         await self.disks.images.restore(record.id)
         await self.client.create_task(record.id, self._overlay(record).mounts())
-        await apply_bandwidth(record, await self.client.start(record.id))
+        await self.client.start(record.id)
 
     async def _remove_orphan_dirs(self) -> None:
         known = {r.id for r in self.records.values()}
@@ -165,6 +162,7 @@ class ContainerBackend:
         """Properties as clients see them, with Guardian's internal ones."""
         return {
             **record.properties,
+            **self.networks.properties(record),
             "garden.grace-time": str(record.grace_time_ns),
             "garden.state": STATE_CREATED,
         }
@@ -185,11 +183,12 @@ class ContainerBackend:
             return mem_kib * 1024, st.f_blocks * st.f_frsize
 
         memory, disk = await asyncio.to_thread(measure)
+        limits = [n for n in (self.config.max_containers, self.networks.capacity) if n]
         return Capacity(
             memory_in_bytes=memory,
             disk_in_bytes=disk,
             schedulable_disk_in_bytes=disk,
-            max_containers=self.config.max_containers or DEFAULT_MAX_CONTAINERS,
+            max_containers=min(limits) if limits else DEFAULT_MAX_CONTAINERS,
         )
 
     def list_handles(self, filters: dict[str, str]) -> list[str]:
@@ -249,6 +248,7 @@ class ContainerBackend:
             grace_time_ns=spec.grace_time or self.config.default_grace_time_ns,
         )
         overlay = self._overlay(record)
+        await self.networks.allocate(record)
         root_id = 0 if spec.privileged else MAXIMUS
         oci = container_spec(
             handle=handle,
@@ -263,15 +263,19 @@ class ContainerBackend:
         )
         try:
             await self.store.create(record, oci)
-        except cerr.AlreadyExists:
-            raise ConflictError(f"Handle '{handle}' already in use") from None
+        except BaseException as e:
+            self.networks.release(record)
+            if isinstance(e, cerr.AlreadyExists):
+                raise ConflictError(f"Handle '{handle}' already in use") from None
+            raise
         try:
             if quota is not None:
                 await self.disks.images.create(record.id, quota)
-            seeds = {"etc/hosts": _hosts_file(handle), "etc/resolv.conf": await asyncio.to_thread(_host_resolv_conf)}
-            await overlay.create(root_id, root_id, seeds)
-            await self.client.create_task(record.id, overlay.mounts())
-            await apply_bandwidth(record, await self.client.start(record.id))
+            await overlay.create(root_id, root_id, await self.networks.seeds(record))
+            pid = await self.client.create_task(record.id, overlay.mounts())
+            await self.networks.attach(record, pid)
+            await apply_bandwidth(record, pid)
+            await self.client.start(record.id)
             record.state = STATE_CREATED
             await self.store.save_labels(record)
         except BaseException as e:
@@ -308,6 +312,7 @@ class ContainerBackend:
             await asyncio.wait_for(self.client.wait(record.id), TEARDOWN_WAIT_SECONDS)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_task(record.id)
+        await self.networks.detach(record)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_container(record.id)
         await self.disks.images.remove(record.id)
@@ -316,13 +321,17 @@ class ContainerBackend:
     # Info and properties
 
     def info(self, record: ContainerRecord, process_ids: list[str]) -> ContainerInfo:
+        addresses = self.networks.addresses(record)
         return ContainerInfo(
             state="stopped" if record.state == STATE_STOPPED else "active",
             events=list(record.events),
             container_path=str(self.containers_dir / record.id),
             process_ids=process_ids,
             properties=self.properties(record),
-            mapped_ports=[],
+            mapped_ports=self.networks.mapped_ports(record),
+            host_ip=addresses.host_ip,
+            container_ip=addresses.container_ip,
+            external_ip=addresses.external_ip,
         )
 
     def property(self, record: ContainerRecord, key: str) -> str:

@@ -13,7 +13,7 @@ from gardend.backend.limits import current_limits
 from gardend.backend.metrics import MetricsCollector
 from gardend.backend.oom import OOM_EVENT, OomWatcher
 from gardend.errors import GardenError
-from gardend.models import Capacity, ContainerInfo, ContainerSpec, Metrics, WireModel, to_wire
+from gardend.models import Capacity, ContainerInfo, ContainerSpec, Metrics, NetIn, NetOutRule, WireModel, to_wire
 
 
 class Garden:
@@ -87,6 +87,14 @@ class Garden:
 
     async def set_grace_time(self, handle: str, grace_ns: int) -> None:
         await self.containers.set_grace_time(handle, grace_ns)
+
+    async def net_in(self, handle: str, host_port: int, container_port: int) -> NetIn:
+        async with self.containers.activity(handle) as record:
+            return await self.containers.networks.net_in(record, host_port, container_port)
+
+    async def net_out(self, handle: str, rules: list[NetOutRule]) -> None:
+        async with self.containers.activity(handle) as record:
+            await self.containers.networks.net_out(record, rules)
 
     async def limits(self, handle: str, kind: str) -> WireModel:
         async with self.containers.activity(handle) as record:

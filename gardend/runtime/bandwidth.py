@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from gardend.errors import GardenError
 from gardend.models import BandwidthLimits
@@ -43,9 +44,13 @@ async def _in_netns(netns: str, *argv: str) -> str:
     return out.decode(errors="replace")
 
 
-async def interfaces(netns: str) -> list[str]:
-    """The network namespace's interfaces other than loopback and our IFB devices."""
-    links = json.loads(await _in_netns(netns, "ip", "-details", "-json", "link", "show"))
+async def _links(netns: str) -> list[dict[str, Any]]:
+    links: list[dict[str, Any]] = json.loads(await _in_netns(netns, "ip", "-details", "-json", "link", "show"))
+    return links
+
+
+def _shapeable(links: list[dict[str, Any]]) -> list[str]:
+    """Interfaces other than loopback and IFB devices (ours)."""
     return [
         str(link["ifname"])
         for link in links
@@ -54,12 +59,18 @@ async def interfaces(netns: str) -> list[str]:
 
 
 async def shape(netns: str, limits: BandwidthLimits) -> list[str]:
-    """Limits every interface in ``netns`` both ways; returns the interfaces it limited."""
+    """Limits every interface in ``netns`` both ways; returns the interfaces it limited.
+
+    Safe to repeat (gardend does at start): existing rules are replaced.
+    """
     tbf = ["tbf", "rate", f"{limits.rate}bps", "burst", str(max(limits.burst, MIN_BURST)), "latency", LATENCY]
-    shaped = await interfaces(netns)
+    links = await _links(netns)
+    existing = {str(link["ifname"]) for link in links}
+    shaped = _shapeable(links)
     for index, dev in enumerate(shaped):
         ifb = f"{IFB_PREFIX}{index}"
-        await _in_netns(netns, "ip", "link", "add", ifb, "type", "ifb")
+        if ifb not in existing:
+            await _in_netns(netns, "ip", "link", "add", ifb, "type", "ifb")
         await _in_netns(netns, "ip", "link", "set", ifb, "up")
         for target in (dev, ifb):
             await _in_netns(netns, "tc", "qdisc", "replace", "dev", target, "root", *tbf)
