@@ -37,6 +37,7 @@ class Config:
     default_rootfs: str = "/var/lib/gardend/rootfs/busybox"
     default_grace_time_ns: int = 0
     max_containers: int = 0
+    cpu_quota_per_share: int = 0
     containerd_socket: str = ""
     containerd_namespace: str = "garden"
     containerd_bin: str = "containerd"
@@ -95,6 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     _flag(p, "--default-rootfs", defaults.default_rootfs, "rootfs directory for containers that name none")
     _flag(p, "--default-grace-time", "0", "grace time for containers that set none (Go duration; 0 = never reap)")
     _flag(p, "--max-containers", "0", "maximum number of containers (0 = no limit)")
+    _flag(p, "--cpu-quota-per-share", "0", "CPU quota (µs per 100 ms) per CPU share of a container (0 = no quota)")
     _flag(p, "--containerd-socket", "", "use this containerd instead of starting a private one")
     _flag(p, "--containerd-namespace", defaults.containerd_namespace, "containerd namespace for containers")
     _flag(p, "--containerd-bin", defaults.containerd_bin, "containerd binary for the private containerd")
@@ -118,6 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         port, debug_port, max_containers = int(a.bind_port), int(a.debug_bind_port), int(a.max_containers)
         uid_start, uid_length = int(a.uid_map_start), int(a.uid_map_length)
         port_start, port_size = int(a.port_pool_start), int(a.port_pool_size)
+        cpu_quota_per_share = int(a.cpu_quota_per_share)
     except (BadRequestError, ValueError) as e:
         p.error(str(e))
     return Config(
@@ -130,6 +133,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         default_rootfs=a.default_rootfs,
         default_grace_time_ns=grace,
         max_containers=max_containers,
+        cpu_quota_per_share=cpu_quota_per_share,
         containerd_socket=a.containerd_socket,
         containerd_namespace=a.containerd_namespace,
         containerd_bin=a.containerd_bin,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
+from gardend.models import ContainerSpec, CPULimits, Limits
 from gardend.runtime import cgroups
-from tests.conftest import CreateFn
+from tests.conftest import CreateFn, make_config
 from tests.container_exec import run_in, start_in
 from tests.resources import MIB, cgroup_file, eventually, limits
 
@@ -110,3 +113,19 @@ async def test_bad_disk_scope_is_a_4xx_and_leaves_nothing(client: GardenClient) 
     assert e.value.status == 400
     assert "scope" in e.value.message
     assert "bad-scope" not in await client.list()
+
+
+async def test_cpu_quota_per_share_caps_cpu_in_proportion_to_shares(depot: Path) -> None:
+    config = make_config(depot / "cpu-quota", cpu_quota_per_share=50)
+    srv = await gardend_server.start(config)
+    try:
+        handle = await srv.garden.create(ContainerSpec(limits=Limits(cpu_limits=CPULimits(weight=512))))
+        unlimited = await srv.garden.create(ContainerSpec())
+        if not cgroups.detect().v2:
+            assert cgroup_file(srv, handle, "cpu", "cpu.cfs_period_us") == "100000"
+            assert cgroup_file(srv, handle, "cpu", "cpu.cfs_quota_us") == str(512 * 50)
+            assert cgroup_file(srv, unlimited, "cpu", "cpu.cfs_quota_us") == "-1"
+        for h in (handle, unlimited):
+            await srv.garden.destroy(h)
+    finally:
+        await srv.close()

@@ -259,7 +259,7 @@ class ContainerBackend:
             init_binary=str(self.init_binary),
             bind_mounts=record.spec.bind_mounts,
             limits=spec.limits,
-            swap_limit=self.cgroups.swap_limit,
+            resource_policy=cgroups.ResourcePolicy(self.cgroups.swap_limit, self.config.cpu_quota_per_share),
         )
         try:
             await self.store.create(record, oci)

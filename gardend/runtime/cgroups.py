@@ -21,6 +21,16 @@ class CgroupHost:
     """Whether a memory+swap limit can be set (v1 needs swap accounting for memory.memsw)."""
 
 
+@dataclass(frozen=True)
+class ResourcePolicy:
+    """Server-wide choices about how container limits become cgroup settings."""
+
+    swap_limit: bool = False
+    """Cap memory+swap at the memory limit, so a process over it is OOM-killed, not swapped."""
+    cpu_quota_per_share: int = 0
+    """gdn's ``--cpu-quota-per-share``: a hard CPU cap (µs per period) proportional to shares."""
+
+
 def detect(root: Path = CGROUP_ROOT) -> CgroupHost:
     """Blocking (reads sysfs); call it off the event loop."""
     if (root / UNIFIED_MARKER).exists():

@@ -8,10 +8,13 @@ from typing import Any
 from gardend.init import CONTAINER_PATH as INIT_PATH
 from gardend.models import BindMount, BindMountMode, BindMountOrigin, CPULimits, Limits
 from gardend.runtime import capabilities
+from gardend.runtime.cgroups import ResourcePolicy
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_HOSTNAME = 49
 MAX_INT64 = 2**63 - 1
+CPU_PERIOD, MIN_CPU_QUOTA = 100_000, 1000
+"""Guardian's CFS period and smallest quota (µs)."""
 
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
@@ -67,19 +70,18 @@ def cpu_shares(limits: CPULimits) -> int:
     return limits.weight or limits.limit_in_shares
 
 
-def resources(limits: Limits, swap_limit: bool = False) -> dict[str, Any]:
-    """cgroup resources for the container's limits; unset limits are left out.
-
-    With ``swap_limit`` memory+swap is capped at the memory limit, so a process over its
-    limit is OOM-killed rather than swapped out (Guardian does the same).
-    """
+def resources(limits: Limits, policy: ResourcePolicy) -> dict[str, Any]:
+    """cgroup resources for the container's limits; unset limits are left out."""
     res: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
     if limits.memory_limits.limit_in_bytes:
         limit = min(limits.memory_limits.limit_in_bytes, MAX_INT64)
-        res["memory"] = {"limit": limit, "swap": limit} if swap_limit else {"limit": limit}
+        res["memory"] = {"limit": limit, "swap": limit} if policy.swap_limit else {"limit": limit}
     shares = cpu_shares(limits.cpu_limits)
     if shares:
         res["cpu"] = {"shares": shares}
+        if policy.cpu_quota_per_share:
+            quota = max(MIN_CPU_QUOTA, shares * policy.cpu_quota_per_share)
+            res["cpu"].update(period=CPU_PERIOD, quota=min(quota, MAX_INT64))
     if limits.pid_limits.max:
         res["pids"] = {"limit": min(limits.pid_limits.max, MAX_INT64)}
     return res
@@ -95,13 +97,13 @@ def container_spec(
     init_binary: str,
     bind_mounts: list[BindMount],
     limits: Limits,
-    swap_limit: bool = False,
+    resource_policy: ResourcePolicy,
 ) -> dict[str, Any]:
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "cgroupsPath": cgroups_path,
-        "resources": resources(limits, swap_limit),
+        "resources": resources(limits, resource_policy),
         "maskedPaths": MASKED_PATHS,
         "readonlyPaths": [] if privileged else READONLY_PATHS,
     }
