@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from gardend import init
+from gardend import init, listeners
 from gardend.backend.containers import ContainerBackend
 from gardend.backend.garden import Garden
 from gardend.config import Config
@@ -74,12 +72,7 @@ async def start(config: Config) -> Server:
         await garden.start()
         runner = web.AppRunner(make_app(garden), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        sites: list[web.BaseSite] = [web.TCPSite(runner, config.bind_ip, config.bind_port)]
-        if config.bind_socket:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(config.bind_socket)
-            sites.append(web.UnixSite(runner, config.bind_socket))
-        for site in sites:
+        for site in await listeners.sites(runner, config):
             await site.start()
     except BaseException:
         await client.close()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from gardend.backend import bindmounts
 from gardend.backend.grace import GraceReaper
 from gardend.backend.store import (
     STATE_CREATED,
@@ -34,15 +35,13 @@ from gardend.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from gardend.models import BindMountOrigin, Capacity, ContainerInfo, ContainerSpec
+from gardend.models import Capacity, ContainerInfo, ContainerSpec
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache, resolve_uri
-from gardend.runtime.spec import IdMapping, container_spec, hostname_for
+from gardend.runtime.security import SecurityPolicy
+from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec, hostname_for
 
 log = logging.getLogger("gardend.backend")
-
-MAXIMUS = 4294967294
-"""The host id that is root in unprivileged containers, as in Guardian."""
 MAX_HANDLE_BYTES = 512
 DEFAULT_MAX_CONTAINERS = 1024
 STOP_GRACE_SECONDS = 10.0
@@ -60,11 +59,6 @@ def _validate_spec(spec: ContainerSpec) -> None:
     for entry in spec.env or []:
         if "=" not in entry or entry.startswith("="):
             raise BadRequestError(f"invalid environment variable {entry!r}: must be KEY=VALUE")
-    for bm in spec.bind_mounts or []:
-        if not bm.dst_path.startswith("/"):
-            raise BadRequestError(f"bind mount destination must be an absolute path: {bm.dst_path!r}")
-        if bm.origin == BindMountOrigin.HOST and not os.path.exists(bm.src_path):
-            raise BadRequestError(f"bind mount source does not exist: {bm.src_path}")
 
 
 def _hosts_file(handle: str) -> bytes:
@@ -88,7 +82,8 @@ class ContainerBackend:
         self.store = ContainerStore(client)
         self.containers_dir = config.depot / "containers"
         self.id_mapping = IdMapping(MAXIMUS, config.uid_map_start, config.uid_map_length)
-        self.shifted = ShiftedRootfsCache(config.depot / "rootfs", MAXIMUS)
+        self.shifted = ShiftedRootfsCache(config.depot / "rootfs", self.id_mapping)
+        self.policy = SecurityPolicy(config.no_new_privileges, config.device_cgroup_rules)
         self.grace = GraceReaper(self._reap)
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
@@ -123,6 +118,7 @@ class ContainerBackend:
         except cerr.NotFound:
             pass
         log.info("restarting container task", extra={"handle": record.handle})
+        await bindmounts.check_container_sources(record.spec.bind_mounts, self._overlay(record).upper)
         await self.client.create_task(record.id, self._overlay(record).mounts())
         await self.client.start(record.id)
 
@@ -208,6 +204,7 @@ class ContainerBackend:
         if spec.privileged and self.config.disable_privileged_containers:
             raise BadRequestError("privileged container creation is disabled")
         source = resolve_uri(spec.image.uri or spec.rootfs, self.config.default_rootfs)
+        spec = spec.model_copy(update={"bind_mounts": await bindmounts.prepare(spec.bind_mounts or [], source)})
         self._creating.add(handle)
         try:
             record = await self._create(handle, spec, source)
@@ -249,6 +246,7 @@ class ContainerBackend:
             init_binary=str(self.init_binary),
             bind_mounts=record.spec.bind_mounts,
             limits=spec.limits,
+            policy=self.policy,
         )
         try:
             await self.store.create(record, oci)
