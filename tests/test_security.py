@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ from gardend.backend import bindmounts
 from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError
 from gardend.config import parse_args
+from gardend.containerd import errors as cerr
 from gardend.errors import GardenError
 from gardend.models import BindMount, BindMountOrigin, ContainerSpec
 from gardend.runtime import capabilities
@@ -323,6 +325,30 @@ async def test_bind_mount_source_missing_in_the_container_is_a_clear_error(
             )
         assert e.value.status == 400
         assert e.value.message == f"bind mount source does not exist in the container: {src}"
+
+
+async def test_restart_does_not_follow_a_bind_source_the_container_replaced_with_a_symlink(
+    depot: Path, hostile_rootfs: Path
+) -> None:
+    config = make_config(depot / "symlink-restart")
+    srv = await gardend_server.start(config)
+    try:
+        spec = ContainerSpec.model_validate(
+            {"rootfs": str(hostile_rootfs), "bind_mounts": [{"src_path": "/etc", "dst_path": "/mnt", "origin": 1}]}
+        )
+        handle = await srv.garden.create(spec)
+        pid = await init_pid(srv, handle)
+        await srv.close()
+        os.kill(pid, 9)
+        upper = upper_dir(srv, handle)
+        shutil.rmtree(upper / "etc")
+        (upper / "etc").symlink_to("/usr")
+        srv = await gardend_server.start(config)
+        with pytest.raises(cerr.NotFound):
+            await srv.client.get_task(containerd_id(handle))
+        await srv.garden.destroy(handle)
+    finally:
+        await srv.close()
 
 
 async def test_restart_refuses_a_container_origin_source_replaced_by_a_symlink(tmp_path: Path) -> None:

@@ -204,7 +204,6 @@ class ContainerBackend:
         if spec.privileged and self.config.disable_privileged_containers:
             raise BadRequestError("privileged container creation is disabled")
         source = resolve_uri(spec.image.uri or spec.rootfs, self.config.default_rootfs)
-        spec = spec.model_copy(update={"bind_mounts": await bindmounts.prepare(spec.bind_mounts or [], source)})
         self._creating.add(handle)
         try:
             record = await self._create(handle, spec, source)
@@ -217,6 +216,8 @@ class ContainerBackend:
 
     async def _create(self, handle: str, spec: ContainerSpec, source: Path) -> ContainerRecord:
         lower = source if spec.privileged else await self.shifted.get(source)
+        # Resolved in the lower layer runc will see, not in a source that may have changed since.
+        spec = spec.model_copy(update={"bind_mounts": await bindmounts.prepare(spec.bind_mounts or [], lower)})
         record = ContainerRecord(
             handle=handle,
             id=containerd_id(handle),
