@@ -67,11 +67,15 @@ def _is_loopback(ip: str) -> bool:
         return ip == "localhost"
 
 
-async def sites(runner: web.AppRunner, config: Config) -> list[web.BaseSite]:
-    ssl_context = None
-    if config.tls_cert:
-        ssl_context = await asyncio.to_thread(tls_context, config.tls_cert, config.tls_key, config.tls_ca)
-    elif not _is_loopback(config.bind_ip):
+async def load_tls(config: Config) -> ssl.SSLContext | None:
+    """The TLS context the flags ask for, loaded before anything starts so bad files fail fast."""
+    if not config.tls_cert:
+        return None
+    return await asyncio.to_thread(tls_context, config.tls_cert, config.tls_key, config.tls_ca)
+
+
+async def sites(runner: web.AppRunner, config: Config, ssl_context: ssl.SSLContext | None) -> list[web.BaseSite]:
+    if ssl_context is None and not _is_loopback(config.bind_ip):
         log.warning(
             "listening without TLS on a non-loopback address: anyone who can reach it controls the containers",
             extra={"address": config.bind_ip},

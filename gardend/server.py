@@ -57,6 +57,7 @@ def _prepare_depot(config: Config) -> None:
 
 async def start(config: Config) -> Server:
     await asyncio.to_thread(_prepare_depot, config)
+    ssl_context = await listeners.load_tls(config)
     daemon: EmbeddedContainerd | None = None
     socket = config.containerd_socket
     if not socket:
@@ -72,7 +73,7 @@ async def start(config: Config) -> Server:
         await garden.start()
         runner = web.AppRunner(make_app(garden), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        for site in await listeners.sites(runner, config):
+        for site in await listeners.sites(runner, config, ssl_context):
             await site.start()
     except BaseException:
         await client.close()

@@ -22,6 +22,7 @@ from gardend.client import GardenClient, GardenClientError
 from gardend.config import parse_args
 from gardend.containerd import errors as cerr
 from gardend.errors import GardenError
+from gardend.listeners import ListenerError
 from gardend.models import BindMount, BindMountOrigin, ContainerSpec
 from gardend.runtime import capabilities
 from gardend.runtime.devices import DeviceRule, cgroup_rules
@@ -443,6 +444,15 @@ async def test_tls_accepts_known_client_certificates_and_rejects_others(
         with pytest.raises(aiohttp.ClientError):
             async with session.get(f"http://127.0.0.1:{hardened.config.bind_port}/ping") as resp:
                 await resp.read()
+
+
+async def test_unreadable_tls_files_stop_the_server_before_it_starts_anything(depot: Path, pki: Path) -> None:
+    config = make_config(
+        depot / "bad-tls", tls_cert=str(pki / "server.crt"), tls_key=str(pki / "ca.key"), tls_ca=str(pki / "ca.crt")
+    )
+    with pytest.raises(ListenerError, match="loading TLS files"):
+        await gardend_server.start(config)
+    assert not (config.depot / "containerd").exists()
 
 
 async def test_unix_socket_has_the_configured_mode_and_serves_garden(hardened: gardend_server.Server) -> None:
