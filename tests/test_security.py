@@ -94,6 +94,19 @@ async def test_unprivileged_container_sees_only_its_own_processes(
     assert len(host_pids) > len(pids)
 
 
+async def test_unprivileged_mounts_are_as_garden_clients_expect(gardend: gardend_server.Server, container: str) -> None:
+    mounts = (await inside.run(gardend, container, "cat", "/proc/mounts")).output
+    for pattern in (
+        r"^tmpfs /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime",
+        r"^sysfs /sys sysfs ro,",
+        r"^devpts /dev/pts devpts rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666",
+        r"^cgroup /sys/fs/cgroup/devices cgroup ro,",
+    ):
+        assert re.search(pattern, mounts, re.MULTILINE), pattern
+    shm = await inside.run(gardend, container, "stat", "-c", "%a", "/dev/shm")
+    assert shm.output.strip() == "1777"
+
+
 MASKED_FILES = [p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug") if os.path.exists(p)]
 
 
