@@ -19,6 +19,7 @@ from gardend.containerd.client import ContainerdClient, wait_until_ready
 from gardend.containerd.daemon import EmbeddedContainerd
 from gardend.http.app import make_app
 from gardend.http.debug import make_debug_app
+from gardend.runtime import kernel
 
 log = logging.getLogger("gardend")
 
@@ -61,6 +62,7 @@ def _prepare_depot(config: Config) -> None:
 
 async def start(config: Config) -> Server:
     await asyncio.to_thread(_prepare_depot, config)
+    await asyncio.to_thread(kernel.ensure_key_quota)
     daemon: EmbeddedContainerd | None = None
     socket = config.containerd_socket
     if not socket:

@@ -48,6 +48,8 @@ MAX_HANDLE_BYTES = 512
 DEFAULT_MAX_CONTAINERS = 1024
 STOP_GRACE_SECONDS = 10.0
 TEARDOWN_WAIT_SECONDS = 10.0
+INIT_EXEC_TIMEOUT = 10.0
+INIT_NAME = "garden-init"
 
 
 def validate_handle(handle: str) -> None:
@@ -66,6 +68,25 @@ def _validate_spec(spec: ContainerSpec) -> None:
             raise BadRequestError(f"bind mount destination must be an absolute path: {bm.dst_path!r}")
         if bm.origin == BindMountOrigin.HOST and not os.path.exists(bm.src_path):
             raise BadRequestError(f"bind mount source does not exist: {bm.src_path}")
+
+
+async def _until_exec(pid: int, name: str) -> None:
+    """Waits until ``pid`` runs ``name``: runc's start returns before its init execs it, and
+    a client may look at PID 1 as soon as create has returned."""
+
+    def comm() -> str:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            raise GardenError(f"container init (pid {pid}) exited while starting") from None
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + INIT_EXEC_TIMEOUT
+    while await asyncio.to_thread(comm) != name:
+        if loop.time() > deadline:
+            raise GardenError(f"container init (pid {pid}) did not start {name}")
+        await asyncio.sleep(0.002)
 
 
 class ContainerBackend:
@@ -260,6 +281,7 @@ class ContainerBackend:
             pid = await self.client.create_task(record.id, overlay.mounts())
             await self.networks.attach(record, pid)
             await self.client.start(record.id)
+            await _until_exec(pid, INIT_NAME)
             record.state = STATE_CREATED
             await self.store.save_labels(record)
         except BaseException as e:
