@@ -37,6 +37,8 @@ class Config:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    debug_bind_ip: str = ""
+    debug_bind_port: int = 17013
     depot: Path = Path("/var/lib/gardend/depot")
     default_rootfs: str = "/var/lib/gardend/rootfs/busybox"
     default_grace_time_ns: int = 0
@@ -51,6 +53,16 @@ class Config:
     disable_privileged_containers: bool = False
     no_new_privileges: bool = False
     device_cgroup_rules: tuple[DeviceRule, ...] = ()
+    network_pool: str = "10.254.0.0/22"
+    disable_networking: bool = False
+    deny_networks: tuple[str, ...] = ()
+    allow_networks: tuple[str, ...] = ()
+    allow_host_access: bool = False
+    dns_servers: tuple[str, ...] = ()
+    additional_dns_servers: tuple[str, ...] = ()
+    external_ip: str = ""
+    port_pool_start: int = 60000
+    port_pool_size: int = 5000
 
 
 def _env_name(flag: str) -> str:
@@ -63,9 +75,20 @@ def _flag(parser: argparse.ArgumentParser, name: str, default: str, help_text: s
     )
 
 
-def _switch(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
-    default = os.environ.get(_env_name(name), "") not in ("", "0", "false")
-    parser.add_argument(name, action="store_true", default=default, help=f"{help_text} (env {_env_name(name)})")
+def _bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    parser.add_argument(
+        name,
+        action="store_true",
+        default=os.environ.get(_env_name(name), "") not in ("", "0", "false"),
+        help=f"{help_text} (env {_env_name(name)})",
+    )
+
+
+def _list_flag(parser: argparse.ArgumentParser, names: Sequence[str], help_text: str) -> None:
+    """Repeatable, as gdn's; the variable holds a comma-separated list."""
+    env = os.environ.get(_env_name(names[0]), "")
+    default = [v for v in env.split(",") if v]
+    parser.add_argument(*names, action="append", default=default, help=f"{help_text} (env {_env_name(names[0])})")
 
 
 def _id_map(start_text: str, length_text: str) -> tuple[int, int]:
@@ -92,6 +115,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     _flag(p, "--tls-cert", "", "serve TCP over TLS with this certificate (PEM)")
     _flag(p, "--tls-key", "", "private key of --tls-cert (PEM)")
     _flag(p, "--tls-ca", "", "CA certificates (PEM) that must have signed every client's certificate")
+    _flag(p, "--debug-bind-ip", "", "serve /debug/vars on this IP (off when empty)")
+    _flag(p, "--debug-bind-port", str(defaults.debug_bind_port), "port of the debug listener")
     _flag(p, "--depot", str(defaults.depot), "directory for container state and the embedded containerd")
     _flag(p, "--default-rootfs", defaults.default_rootfs, "rootfs directory for containers that name none")
     _flag(p, "--default-grace-time", "0", "grace time for containers that set none (Go duration; 0 = never reap)")
@@ -102,21 +127,25 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     _flag(p, "--log-level", defaults.log_level, "debug, info, warning or error")
     _flag(p, "--uid-map-start", str(defaults.uid_map_start), "first host id mapped 1:1 into unprivileged containers")
     _flag(p, "--uid-map-length", "", "number of ids mapped 1:1 into unprivileged containers (default: all)")
-    _switch(p, "--disable-privileged-containers", "refuse to create privileged containers")
-    _switch(p, "--no-new-privileges", "set no_new_privileges on unprivileged containers' processes")
-    rules_env = os.environ.get(_env_name("--device-cgroup-rule"), "")
-    p.add_argument(
-        "--device-cgroup-rule",
-        action="append",
-        default=[r for r in rules_env.split(",") if r.strip()],
-        help="extra devices cgroup rule for privileged containers, e.g. 'c 10:200 rwm'; repeatable "
-        f"(env {_env_name('--device-cgroup-rule')}, comma-separated)",
-    )
+    _bool_flag(p, "--disable-privileged-containers", "refuse to create privileged containers")
+    _bool_flag(p, "--no-new-privileges", "set no_new_privileges on unprivileged containers' processes")
+    _list_flag(p, ["--device-cgroup-rule"], "extra devices cgroup rule for privileged containers, e.g. 'c 10:200 rwm'")
+    _flag(p, "--network-pool", defaults.network_pool, "IPv4 range from which container subnets are allocated")
+    _bool_flag(p, "--disable-networking", "give containers only a loopback interface")
+    _list_flag(p, ["--deny-network", "--deny-networks"], "CIDR containers may not reach unless a NetOut rule allows")
+    _list_flag(p, ["--allow-network", "--allow-networks"], "CIDR containers may reach even if denied above")
+    _bool_flag(p, "--allow-host-access", "let containers connect to the host's own addresses")
+    _list_flag(p, ["--dns-server"], "nameserver for containers, replacing the host's")
+    _list_flag(p, ["--additional-dns-server"], "nameserver for containers, added to the host's")
+    _flag(p, "--external-ip", "", "address NetIn ports are reported on (default: the default route's source)")
+    _flag(p, "--port-pool-start", str(defaults.port_pool_start), "first host port NetIn picks from")
+    _flag(p, "--port-pool-size", str(defaults.port_pool_size), "number of host ports NetIn picks from")
     a = p.parse_args(argv)
     try:
         grace = parse_duration(a.default_grace_time)
-        port, max_containers = int(a.bind_port), int(a.max_containers)
+        port, debug_port, max_containers = int(a.bind_port), int(a.debug_bind_port), int(a.max_containers)
         uid_start, uid_length = _id_map(a.uid_map_start, a.uid_map_length)
+        port_start, port_size = int(a.port_pool_start), int(a.port_pool_size)
         socket_mode = int(a.bind_socket_mode, 8)
         _tls_files(a.tls_cert, a.tls_key, a.tls_ca)
         device_rules = tuple(DeviceRule.parse(r) for r in a.device_cgroup_rule)
@@ -130,6 +159,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         tls_cert=a.tls_cert,
         tls_key=a.tls_key,
         tls_ca=a.tls_ca,
+        debug_bind_ip=a.debug_bind_ip,
+        debug_bind_port=debug_port,
         depot=Path(a.depot),
         default_rootfs=a.default_rootfs,
         default_grace_time_ns=grace,
@@ -143,4 +174,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         disable_privileged_containers=a.disable_privileged_containers,
         no_new_privileges=a.no_new_privileges,
         device_cgroup_rules=device_rules,
+        network_pool=a.network_pool,
+        disable_networking=a.disable_networking,
+        deny_networks=tuple(a.deny_network),
+        allow_networks=tuple(a.allow_network),
+        allow_host_access=a.allow_host_access,
+        dns_servers=tuple(a.dns_server),
+        additional_dns_servers=tuple(a.additional_dns_server),
+        external_ip=a.external_ip,
+        port_pool_start=port_start,
+        port_pool_size=port_size,
     )

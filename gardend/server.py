@@ -16,6 +16,8 @@ from gardend.config import Config
 from gardend.containerd.client import ContainerdClient, wait_until_ready
 from gardend.containerd.daemon import EmbeddedContainerd
 from gardend.http.app import make_app
+from gardend.http.debug import make_debug_app
+from gardend.runtime import kernel
 
 log = logging.getLogger("gardend")
 
@@ -27,11 +29,12 @@ class Server:
     config: Config
     garden: Garden
     client: ContainerdClient
-    runner: web.AppRunner
+    runners: list[web.AppRunner]
     daemon: EmbeddedContainerd | None
 
     async def close(self) -> None:
-        await self.runner.cleanup()
+        for runner in self.runners:
+            await runner.cleanup()
         await self.garden.close()
         await self.client.close()
         if self.daemon is not None:
@@ -57,6 +60,7 @@ def _prepare_depot(config: Config) -> None:
 
 async def start(config: Config) -> Server:
     await asyncio.to_thread(_prepare_depot, config)
+    await asyncio.to_thread(kernel.ensure_key_quota)
     ssl_context = await listeners.load_tls(config)
     daemon: EmbeddedContainerd | None = None
     socket = config.containerd_socket
@@ -65,17 +69,27 @@ async def start(config: Config) -> Server:
         await daemon.start()
         socket = daemon.socket
     client = ContainerdClient(socket, config.containerd_namespace, config.containerd_timeout)
+    runners: list[web.AppRunner] = []
     try:
-        version = await wait_until_ready(client, 30.0, lambda: daemon is None or daemon.healthy)
+        version = await wait_until_ready(client, config.containerd_timeout, lambda: daemon is None or daemon.healthy)
         log.info("using containerd", extra={"socket": socket, "version": version})
         init_binary = await init.ensure_built(config.depot)
         garden = Garden(ContainerBackend(config, client, init_binary))
         await garden.start()
         runner = web.AppRunner(make_app(garden), access_log=None, shutdown_timeout=1.0)
+        runners.append(runner)
         await runner.setup()
-        for site in await listeners.sites(runner, config, ssl_context):
+        sites = await listeners.sites(runner, config, ssl_context)
+        if config.debug_bind_ip:
+            debug = web.AppRunner(make_debug_app(), access_log=None)
+            runners.append(debug)
+            await debug.setup()
+            sites.append(web.TCPSite(debug, config.debug_bind_ip, config.debug_bind_port))
+        for site in sites:
             await site.start()
     except BaseException:
+        for r in runners:
+            await r.cleanup()
         await client.close()
         if daemon is not None:
             await daemon.stop()
@@ -83,7 +97,7 @@ async def start(config: Config) -> Server:
     log.info(
         "gardend listening", extra={"address": f"{config.bind_ip}:{config.bind_port}", "socket": config.bind_socket}
     )
-    return Server(config, garden, client, runner, daemon)
+    return Server(config, garden, client, runners, daemon)
 
 
 async def serve(config: Config) -> None:

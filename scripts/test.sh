@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 .venv/bin/ruff check gardend tests api/generate.py benchmarks
 .venv/bin/ruff format --check gardend tests api/generate.py benchmarks
-.venv/bin/mypy gardend tests api/generate.py
+.venv/bin/mypy gardend tests benchmarks api/generate.py
 exec .venv/bin/pytest -q -p no:cacheprovider "$@"

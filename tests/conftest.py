@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import itertools
 import os
 import shutil
 import socket
@@ -17,8 +19,12 @@ import pytest
 from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
 from gardend.config import Config
+from gardend.network.host import pool_is_free
+from tests.network_state import leftovers
 
 ROOTFS = os.environ.get("GARDEND_TEST_ROOTFS", "/var/lib/gardend/rootfs/busybox")
+CONTAINERD_BIN = os.environ.get("GARDEND_TEST_CONTAINERD_BIN", "containerd")
+"""Run the suite against another containerd build (e.g. 2.x) by naming its binary."""
 
 
 def free_port() -> int:
@@ -27,12 +33,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+TEST_POOLS = ipaddress.IPv4Network("10.254.192.0/18").subnets(new_prefix=23)
+TEST_PORTS = itertools.count(61000, 100)
+
+
+def network_settings() -> dict[str, Any]:
+    """A network pool of its own for each test server (none another gardend on this host holds),
+    its own host ports, and no egress but what a test's NetOut rules allow."""
+    pool = next(p for p in TEST_POOLS if pool_is_free(p))
+    return {
+        "network_pool": str(pool),
+        "port_pool_start": next(TEST_PORTS),
+        "port_pool_size": 100,
+        "deny_networks": ("0.0.0.0/0",),
+    }
+
+
 def make_config(depot: Path, **overrides: Any) -> Config:
     values: dict[str, Any] = {
+        **network_settings(),
         "bind_ip": "127.0.0.1",
         "bind_port": free_port(),
         "depot": depot,
         "default_rootfs": ROOTFS,
+        "containerd_bin": CONTAINERD_BIN,
         "containerd_namespace": f"gardend-test-{uuid.uuid4().hex[:8]}",
         **overrides,
     }
@@ -63,6 +87,7 @@ async def gardend(depot: Path, rootfs: str) -> AsyncIterator[gardend_server.Serv
         with contextlib.suppress(Exception):
             await srv.garden.destroy(handle)
     await srv.close()
+    assert not leftovers(srv.config), "the test server left networking behind"
 
 
 @pytest.fixture

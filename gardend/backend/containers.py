@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gardend.backend import bindmounts
 from gardend.backend.grace import GraceReaper
+from gardend.backend.network import ContainerNetworks
 from gardend.backend.store import (
     STATE_CREATED,
     STATE_CREATING,
@@ -39,13 +40,15 @@ from gardend.models import Capacity, ContainerInfo, ContainerSpec
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache, resolve_uri
 from gardend.runtime.security import SecurityPolicy
-from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec, hostname_for
+from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec
 
 log = logging.getLogger("gardend.backend")
 MAX_HANDLE_BYTES = 512
 DEFAULT_MAX_CONTAINERS = 1024
 STOP_GRACE_SECONDS = 10.0
 TEARDOWN_WAIT_SECONDS = 10.0
+INIT_EXEC_TIMEOUT = 10.0
+INIT_NAME = "garden-init"
 
 
 def validate_handle(handle: str) -> None:
@@ -61,17 +64,23 @@ def _validate_spec(spec: ContainerSpec) -> None:
             raise BadRequestError(f"invalid environment variable {entry!r}: must be KEY=VALUE")
 
 
-def _hosts_file(handle: str) -> bytes:
-    name = hostname_for(handle)
-    return f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n127.0.1.1 {name}\n".encode()
+async def _until_exec(pid: int, name: str) -> None:
+    """Waits until ``pid`` runs ``name``: runc's start returns before its init execs it, and
+    a client may look at PID 1 as soon as create has returned."""
 
+    def comm() -> str:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            raise GardenError(f"container init (pid {pid}) exited while starting") from None
 
-def _host_resolv_conf() -> bytes:
-    try:
-        with open("/etc/resolv.conf", "rb") as f:
-            return f.read(64 << 10)
-    except OSError:
-        return b""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + INIT_EXEC_TIMEOUT
+    while await asyncio.to_thread(comm) != name:
+        if loop.time() > deadline:
+            raise GardenError(f"container init (pid {pid}) did not start {name}")
+        await asyncio.sleep(0.002)
 
 
 class ContainerBackend:
@@ -85,6 +94,7 @@ class ContainerBackend:
         self.shifted = ShiftedRootfsCache(config.depot / "rootfs", self.id_mapping)
         self.policy = SecurityPolicy(config.no_new_privileges, config.device_cgroup_rules)
         self.grace = GraceReaper(self._reap)
+        self.networks = ContainerNetworks(config, self.store)
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
         self._destroying: set[str] = set()
@@ -93,13 +103,18 @@ class ContainerBackend:
 
     async def start(self) -> None:
         """Loads every container from containerd and repairs what a crash left behind."""
-        for record in await self.store.load():
+        records = await self.store.load()
+        await self.networks.start(
+            [r for r in records if r.state != STATE_CREATING], [r for r in records if r.state == STATE_CREATING]
+        )
+        for record in records:
             if record.state == STATE_CREATING:
                 log.info("removing half-created container", extra={"handle": record.handle})
                 await self._teardown(record)
                 continue
             try:
                 await self._ensure_task(record)
+                await self.networks.repair(record, (await self.client.get_task(record.id)).pid)
             except (cerr.ContainerdError, GardenError):
                 log.exception("container could not be restarted", extra={"handle": record.handle})
             self.records[record.handle] = record
@@ -108,6 +123,7 @@ class ContainerBackend:
 
     async def close(self) -> None:
         await self.grace.close()
+        await self.networks.close()
 
     async def _ensure_task(self, record: ContainerRecord) -> None:
         try:
@@ -152,6 +168,7 @@ class ContainerBackend:
         """Properties as clients see them, with Guardian's internal ones."""
         return {
             **record.properties,
+            **self.networks.properties(record),
             "garden.grace-time": str(record.grace_time_ns),
             "garden.state": STATE_CREATED,
         }
@@ -172,11 +189,12 @@ class ContainerBackend:
             return mem_kib * 1024, st.f_blocks * st.f_frsize
 
         memory, disk = await asyncio.to_thread(measure)
+        limits = [n for n in (self.config.max_containers, self.networks.capacity) if n]
         return Capacity(
             memory_in_bytes=memory,
             disk_in_bytes=disk,
             schedulable_disk_in_bytes=disk,
-            max_containers=self.config.max_containers or DEFAULT_MAX_CONTAINERS,
+            max_containers=min(limits) if limits else DEFAULT_MAX_CONTAINERS,
         )
 
     def list_handles(self, filters: dict[str, str]) -> list[str]:
@@ -237,6 +255,7 @@ class ContainerBackend:
             grace_time_ns=spec.grace_time or self.config.default_grace_time_ns,
         )
         overlay = self._overlay(record)
+        await self.networks.allocate(record)
         root_id = 0 if spec.privileged else MAXIMUS
         oci = container_spec(
             handle=handle,
@@ -251,13 +270,17 @@ class ContainerBackend:
         )
         try:
             await self.store.create(record, oci)
-        except cerr.AlreadyExists:
-            raise ConflictError(f"Handle '{handle}' already in use") from None
+        except BaseException as e:
+            self.networks.release(record)
+            if isinstance(e, cerr.AlreadyExists):
+                raise ConflictError(f"Handle '{handle}' already in use") from None
+            raise
         try:
-            seeds = {"etc/hosts": _hosts_file(handle), "etc/resolv.conf": await asyncio.to_thread(_host_resolv_conf)}
-            await overlay.create(root_id, root_id, seeds)
-            await self.client.create_task(record.id, overlay.mounts())
+            await overlay.create(root_id, root_id, await self.networks.seeds(record))
+            pid = await self.client.create_task(record.id, overlay.mounts())
+            await self.networks.attach(record, pid)
             await self.client.start(record.id)
+            await _until_exec(pid, INIT_NAME)
             record.state = STATE_CREATED
             await self.store.save_labels(record)
         except BaseException as e:
@@ -294,6 +317,7 @@ class ContainerBackend:
             await asyncio.wait_for(self.client.wait(record.id), TEARDOWN_WAIT_SECONDS)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_task(record.id)
+        await self.networks.detach(record)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_container(record.id)
         await self._overlay(record).remove()
@@ -301,13 +325,17 @@ class ContainerBackend:
     # Info and properties
 
     def info(self, record: ContainerRecord, process_ids: list[str]) -> ContainerInfo:
+        addresses = self.networks.addresses(record)
         return ContainerInfo(
             state="stopped" if record.state == STATE_STOPPED else "active",
             events=[],
             container_path=str(self.containers_dir / record.id),
             process_ids=process_ids,
             properties=self.properties(record),
-            mapped_ports=[],
+            mapped_ports=self.networks.mapped_ports(record),
+            host_ip=addresses.host_ip,
+            container_ip=addresses.container_ip,
+            external_ip=addresses.external_ip,
         )
 
     def property(self, record: ContainerRecord, key: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from gardend.backend.containers import ContainerBackend
 from gardend.errors import GardenError
-from gardend.models import Capacity, ContainerInfo, ContainerSpec, to_wire
+from gardend.models import Capacity, ContainerInfo, ContainerSpec, NetIn, NetOutRule, to_wire
 
 
 class Garden:
@@ -75,3 +75,11 @@ class Garden:
 
     async def set_grace_time(self, handle: str, grace_ns: int) -> None:
         await self.containers.set_grace_time(handle, grace_ns)
+
+    async def net_in(self, handle: str, host_port: int, container_port: int) -> NetIn:
+        async with self.containers.activity(handle) as record:
+            return await self.containers.networks.net_in(record, host_port, container_port)
+
+    async def net_out(self, handle: str, rules: list[NetOutRule]) -> None:
+        async with self.containers.activity(handle) as record:
+            await self.containers.networks.net_out(record, rules)

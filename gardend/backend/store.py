@@ -58,6 +58,8 @@ class StoredSpec(BaseModel):
     netin: list[NetIn] = []
     netout_rules: list[NetOutRule] = []
     created_at_ns: int = 0
+    subnet: str = ""
+    container_ip: str = ""
 
 
 @dataclass

@@ -21,16 +21,30 @@ log = logging.getLogger("gardend.containerd")
 READY_TIMEOUT = 30.0
 MAX_RESTARTS = 5
 
+# Version 2 is the one config version that containerd 1.6 through 2.x all accept (2.x
+# migrates it). Plugins gardend never uses are off, including 2.x's split CRI and NRI, so
+# the private containerd touches no host-wide CNI or NRI sockets; 1.6 ignores unknown ids.
 _CONFIG = """\
 version = 2
 root = "{root}"
 state = "{state}"
 disabled_plugins = [
   "io.containerd.grpc.v1.cri",
+  "io.containerd.cri.v1.images",
+  "io.containerd.cri.v1.runtime",
+  "io.containerd.podsandbox.controller.v1.podsandbox",
+  "io.containerd.sandbox.controller.v1.shim",
+  "io.containerd.grpc.v1.sandbox-controllers",
+  "io.containerd.grpc.v1.sandboxes",
+  "io.containerd.nri.v1.nri",
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper",
   "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.blockfile",
+  "io.containerd.snapshotter.v1.erofs",
+  "io.containerd.differ.v1.erofs",
+  "io.containerd.mount-handler.v1.erofs",
   "io.containerd.tracing.processor.v1.otlp",
 ]
 
@@ -87,6 +101,10 @@ class EmbeddedContainerd:
         finally:
             await probe.close()
         log.info("containerd ready", extra={"socket": self.socket, "version": version, "pid": self._proc.pid})
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
 
     async def start(self) -> None:
         await self._spawn()

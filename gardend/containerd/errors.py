@@ -1,11 +1,17 @@
-"""containerd failures, classified so the backend can act on them without grpc types."""
+"""containerd failures, classified so the backend can act on them without grpc types.
+
+They are Garden errors too, so one the backend does not handle still reaches the client
+as a clear error naming the call (and as ServiceUnavailableError when containerd is down).
+"""
 
 from __future__ import annotations
 
 import grpc
 
+from gardend.errors import GardenError, ServiceUnavailableError
 
-class ContainerdError(Exception):
+
+class ContainerdError(GardenError):
     """A containerd call failed; the message names the call and containerd's reason."""
 
 
@@ -17,7 +23,7 @@ class AlreadyExists(ContainerdError):
     pass
 
 
-class Unavailable(ContainerdError):
+class Unavailable(ServiceUnavailableError, ContainerdError):
     """containerd did not answer in time or its socket is gone."""
 
 

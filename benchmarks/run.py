@@ -1,0 +1,76 @@
+"""Runs every benchmark: ``python -m benchmarks.run`` (``--quick`` for fewer repetitions).
+
+Prints a table and writes benchmarks/results/latest.json. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from benchmarks.bare import BareContainerd
+from benchmarks.harness import ROOTFS, Figure, Gardend, machine_facts, repeat, report, rss_bytes, running_gardend
+from gardend.client import GardenClient
+
+
+async def create_destroy(g: Gardend, client: GardenClient, bare: BareContainerd, n: int) -> Figure:
+    async def garden_cycle() -> None:
+        await client.destroy(await client.create())
+
+    async def bare_cycle() -> None:
+        await bare.destroy(await bare.create())
+
+    await garden_cycle()
+    await bare_cycle()
+    return Figure("create + destroy (no network)", "s", await repeat(n, garden_cycle), await repeat(n, bare_cycle))
+
+
+async def at_scale(g: Gardend, client: GardenClient, bare: BareContainerd, count: int, n: int) -> list[Figure]:
+    idle = rss_bytes(g.pid) / 2**20
+    handles: list[str] = []
+    for start in range(0, count, 10):
+        handles += await asyncio.gather(*(client.create() for _ in range(min(10, count - start))))
+    loaded = rss_bytes(g.pid) / 2**20
+    bare_ids = []
+    for start in range(0, count, 10):
+        bare_ids += await asyncio.gather(*(bare.create() for _ in range(min(10, count - start))))
+    figures = [
+        Figure("gardend RSS, idle", "MiB", [idle]),
+        Figure(f"gardend RSS, {count} idle containers", "MiB", [loaded]),
+        Figure(
+            f"list with {count} containers",
+            "s",
+            await repeat(n, client.list),
+            await repeat(n, bare.client.list_containers),
+            note="bare: containerd Containers.List",
+        ),
+        Figure(f"bulk_info of {count} containers", "s", await repeat(n, lambda: client.bulk_info(*handles))),
+    ]
+    for start in range(0, count, 10):
+        await asyncio.gather(*(client.destroy(h) for h in handles[start : start + 10]))
+        await asyncio.gather(*(bare.destroy(c) for c in bare_ids[start : start + 10]))
+    return figures
+
+
+async def main(quick: bool) -> None:
+    n = 5 if quick else 20
+    count = 20 if quick else 200
+    async with running_gardend() as g:
+        client = GardenClient(g.url)
+        await client.destroy(await client.create())  # builds the id-shifted rootfs the bare side reuses
+        bare = BareContainerd(g.containerd_socket, g.depot / "depot")
+        await bare.prepare(Path(ROOTFS))
+        try:
+            figures = [await create_destroy(g, client, bare, n)]
+            figures += await at_scale(g, client, bare, count, n)
+        finally:
+            await bare.close()
+            await client.close()
+    print(report(figures, machine_facts()))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and containers")
+    asyncio.run(main(parser.parse_args().quick))

@@ -1,0 +1,1 @@
+"""Container networking: network namespaces, CNI plugins, addresses, NetIn and NetOut."""
