@@ -17,6 +17,7 @@ from gardend.containerd.client import RUNC_RUNTIME, SPEC_TYPE_URL, Container, Co
 from gardend.models import Limits
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache
+from gardend.runtime.cgroups import ResourcePolicy
 from gardend.runtime.security import SecurityPolicy
 from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec
 
@@ -55,6 +56,7 @@ class BareContainerd:
             bind_mounts=[],
             limits=Limits(),
             policy=SecurityPolicy(),
+            resource_policy=ResourcePolicy(),
         )
         container = Container(id=cid, runtime=Container.Runtime(name=RUNC_RUNTIME), spec=json_any(SPEC_TYPE_URL, spec))
         await self.client.create_container(container)
