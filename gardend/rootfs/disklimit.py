@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from gardend import command
 from gardend.errors import GardenError
 from gardend.rootfs.usage import Usage
 
@@ -80,14 +81,7 @@ def _round_up(n: int, unit: int) -> int:
 
 
 async def _run(*argv: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        message = (err or out).decode(errors="replace").strip()
-        raise DiskLimitError(f"{argv[0]} failed (exit {proc.returncode}): {message}")
-    return out.decode(errors="replace")
+    return (await command.run(*argv, error=DiskLimitError))[1]
 
 
 def _mounted_under(directory: Path) -> list[Path]:

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gardend import command
 from gardend.errors import BadRequestError
 from gardend.runtime.spec import IdMapping
 
@@ -59,18 +60,7 @@ class ShiftedRootfsCache:
             tmp = self.directory / f"{key}.tmp"
             await asyncio.to_thread(shutil.rmtree, tmp, True)
             await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-            proc = await asyncio.create_subprocess_exec(
-                "cp",
-                "-a",
-                "--reflink=auto",
-                str(source),
-                str(tmp),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise BadRequestError(f"copying rootfs {source}: {err.decode(errors='replace').strip()}")
+            await command.run("cp", "-a", "--reflink=auto", str(source), str(tmp), error=BadRequestError)
             await asyncio.to_thread(shift_owners, tmp, self.mapping)
             await asyncio.to_thread(tmp.rename, target)
             return target

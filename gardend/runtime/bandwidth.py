@@ -10,10 +10,10 @@ bytes per second and bytes, as in Garden.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
+from gardend import command
 from gardend.errors import GardenError
 from gardend.models import BandwidthLimits
 
@@ -29,19 +29,7 @@ class BandwidthError(GardenError):
 
 
 async def _in_netns(netns: str, *argv: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "nsenter",
-        f"--net={netns}",
-        "--",
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise BandwidthError(f"{' '.join(argv)} in {netns} failed: {err.decode(errors='replace').strip()}")
-    return out.decode(errors="replace")
+    return (await command.run("nsenter", f"--net={netns}", "--", *argv, error=BandwidthError))[1]
 
 
 async def _links(netns: str) -> list[dict[str, Any]]:
