@@ -12,12 +12,14 @@ import shutil
 import signal
 from pathlib import Path
 
-from gardend.backend.containers import MAXIMUS
+from gardend.config import Config
 from gardend.containerd.client import RUNC_RUNTIME, SPEC_TYPE_URL, Container, ContainerdClient, json_any
 from gardend.models import Limits
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache
-from gardend.runtime.spec import IdMapping, container_spec
+from gardend.runtime.cgroups import ResourcePolicy
+from gardend.runtime.security import SecurityPolicy
+from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec
 
 NAMESPACE = "bench-bare"
 
@@ -30,10 +32,12 @@ class BareContainerd:
         self.lower = Path()
         self.init_binary = next((depot / "bin").glob("*/garden-init"))
         self._ids = itertools.count()
+        defaults = Config()
+        self.mapping = IdMapping(MAXIMUS, defaults.uid_map_start, defaults.uid_map_length)
 
     async def prepare(self, rootfs: Path) -> None:
         """Uses gardend's own id-shifted copy of the rootfs, as its containers do."""
-        self.lower = await ShiftedRootfsCache(self.depot / "rootfs", MAXIMUS).get(rootfs)
+        self.lower = await ShiftedRootfsCache(self.depot / "rootfs", self.mapping).get(rootfs)
 
     async def close(self) -> None:
         await self.client.close()
@@ -47,10 +51,12 @@ class BareContainerd:
             cgroups_path=f"/{NAMESPACE}/{cid}",
             env=[],
             privileged=False,
-            id_mapping=IdMapping(MAXIMUS, 1, 4294967293),
+            id_mapping=self.mapping,
             init_binary=str(self.init_binary),
             bind_mounts=[],
             limits=Limits(),
+            policy=SecurityPolicy(),
+            resource_policy=ResourcePolicy(),
         )
         container = Container(id=cid, runtime=Container.Runtime(name=RUNC_RUNTIME), spec=json_any(SPEC_TYPE_URL, spec))
         await self.client.create_container(container)

@@ -212,6 +212,78 @@ class ContainerInfo(WireModel):
     mapped_ports: list[PortMapping] | None = Field(None, serialization_alias="MappedPorts")
 
 
+class ContainerMemoryStat(WireModel):
+    """Memory use as Guardian reports it: snake_case keys except ``TotalUsageTowardLimit``."""
+
+    active_anon: U64 = 0
+    active_file: U64 = 0
+    cache: U64 = 0
+    hierarchical_memory_limit: U64 = 0
+    inactive_anon: U64 = 0
+    inactive_file: U64 = 0
+    mapped_file: U64 = 0
+    pgfault: U64 = 0
+    pgmajfault: U64 = 0
+    pgpgin: U64 = 0
+    pgpgout: U64 = 0
+    rss: U64 = 0
+    total_active_anon: U64 = 0
+    total_active_file: U64 = 0
+    total_cache: U64 = 0
+    total_inactive_anon: U64 = 0
+    total_inactive_file: U64 = 0
+    total_mapped_file: U64 = 0
+    total_pgfault: U64 = 0
+    total_pgmajfault: U64 = 0
+    total_pgpgin: U64 = 0
+    total_pgpgout: U64 = 0
+    total_rss: U64 = 0
+    total_unevictable: U64 = 0
+    unevictable: U64 = 0
+    swap: U64 = 0
+    hierarchical_memsw_limit: U64 = 0
+    total_swap: U64 = 0
+    total_usage_toward_limit: U64 = Field(0, serialization_alias="TotalUsageTowardLimit")
+    anon: U64 = 0
+    file: U64 = 0
+    swapcached: U64 = 0
+
+
+class ContainerCPUStat(WireModel):
+    usage: U64 = Field(0, serialization_alias="Usage")
+    user: U64 = Field(0, serialization_alias="User")
+    system: U64 = Field(0, serialization_alias="System")
+
+
+class ContainerDiskStat(WireModel):
+    total_bytes_used: U64 = Field(0, serialization_alias="TotalBytesUsed")
+    total_inodes_used: U64 = Field(0, serialization_alias="TotalInodesUsed")
+    exclusive_bytes_used: U64 = Field(0, serialization_alias="ExclusiveBytesUsed")
+    exclusive_inodes_used: U64 = Field(0, serialization_alias="ExclusiveInodesUsed")
+
+
+class ContainerNetworkStat(WireModel):
+    rx_bytes: U64 = Field(0, serialization_alias="RxBytes")
+    tx_bytes: U64 = Field(0, serialization_alias="TxBytes")
+
+
+class ContainerPidStat(WireModel):
+    current: U64 = Field(0, serialization_alias="Current")
+    max: U64 = Field(0, serialization_alias="Max")
+
+
+class Metrics(WireModel):
+    """A container's resource use; top-level keys are PascalCase (no JSON tags in Go)."""
+
+    memory_stat: ContainerMemoryStat = Field(ContainerMemoryStat(), serialization_alias="MemoryStat")
+    cpu_stat: ContainerCPUStat = Field(ContainerCPUStat(), serialization_alias="CPUStat")
+    disk_stat: ContainerDiskStat = Field(ContainerDiskStat(), serialization_alias="DiskStat")
+    network_stat: ContainerNetworkStat | None = Field(None, serialization_alias="NetworkStat")
+    pid_stat: ContainerPidStat = Field(ContainerPidStat(), serialization_alias="PidStat")
+    age: Nanoseconds = Field(0, serialization_alias="Age")
+    cpu_entitlement: U64 = Field(0, serialization_alias="CPUEntitlement")
+
+
 class Capacity(WireModel):
     memory_in_bytes: U64 = 0
     disk_in_bytes: U64 = 0
@@ -222,3 +294,8 @@ class Capacity(WireModel):
 def to_wire(model: BaseModel) -> Any:
     """The JSON-ready form of a response model, with Go's key names."""
     return model.model_dump(mode="json", by_alias=True)
+
+
+def to_wire_omitempty(model: BaseModel) -> Any:
+    """As :func:`to_wire`, leaving out zero values as Go's ``omitempty`` tags do."""
+    return model.model_dump(mode="json", by_alias=True, exclude_defaults=True)

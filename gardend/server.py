@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from gardend import init
+from gardend import init, listeners
 from gardend.backend.containers import ContainerBackend
 from gardend.backend.garden import Garden
 from gardend.config import Config
@@ -19,6 +17,7 @@ from gardend.containerd.client import ContainerdClient, wait_until_ready
 from gardend.containerd.daemon import EmbeddedContainerd
 from gardend.http.app import make_app
 from gardend.http.debug import make_debug_app
+from gardend.runtime import kernel
 
 log = logging.getLogger("gardend")
 
@@ -61,6 +60,8 @@ def _prepare_depot(config: Config) -> None:
 
 async def start(config: Config) -> Server:
     await asyncio.to_thread(_prepare_depot, config)
+    await asyncio.to_thread(kernel.ensure_key_quota)
+    ssl_context = await listeners.load_tls(config)
     daemon: EmbeddedContainerd | None = None
     socket = config.containerd_socket
     if not socket:
@@ -78,11 +79,7 @@ async def start(config: Config) -> Server:
         runner = web.AppRunner(make_app(garden), access_log=None, shutdown_timeout=1.0)
         runners.append(runner)
         await runner.setup()
-        sites: list[web.BaseSite] = [web.TCPSite(runner, config.bind_ip, config.bind_port)]
-        if config.bind_socket:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(config.bind_socket)
-            sites.append(web.UnixSite(runner, config.bind_socket))
+        sites = await listeners.sites(runner, config, ssl_context)
         if config.debug_bind_ip:
             debug = web.AppRunner(make_debug_app(), access_log=None)
             runners.append(debug)

@@ -13,7 +13,10 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from gardend.backend import bindmounts
+from gardend.backend.disk import LayerDisks
 from gardend.backend.grace import GraceReaper
+from gardend.backend.limits import apply_bandwidth
 from gardend.backend.network import ContainerNetworks
 from gardend.backend.store import (
     STATE_CREATED,
@@ -35,19 +38,21 @@ from gardend.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from gardend.models import BindMountOrigin, Capacity, ContainerInfo, ContainerSpec
+from gardend.models import Capacity, ContainerInfo, ContainerSpec
+from gardend.rootfs.disklimit import DiskImages
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache, resolve_uri
-from gardend.runtime.spec import IdMapping, container_spec
+from gardend.runtime import cgroups
+from gardend.runtime.security import SecurityPolicy
+from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec
 
 log = logging.getLogger("gardend.backend")
-
-MAXIMUS = 4294967294
-"""The host id that is root in unprivileged containers, as in Guardian."""
 MAX_HANDLE_BYTES = 512
 DEFAULT_MAX_CONTAINERS = 1024
 STOP_GRACE_SECONDS = 10.0
 TEARDOWN_WAIT_SECONDS = 10.0
+INIT_EXEC_TIMEOUT = 10.0
+INIT_NAME = "garden-init"
 
 
 def validate_handle(handle: str) -> None:
@@ -61,11 +66,25 @@ def _validate_spec(spec: ContainerSpec) -> None:
     for entry in spec.env or []:
         if "=" not in entry or entry.startswith("="):
             raise BadRequestError(f"invalid environment variable {entry!r}: must be KEY=VALUE")
-    for bm in spec.bind_mounts or []:
-        if not bm.dst_path.startswith("/"):
-            raise BadRequestError(f"bind mount destination must be an absolute path: {bm.dst_path!r}")
-        if bm.origin == BindMountOrigin.HOST and not os.path.exists(bm.src_path):
-            raise BadRequestError(f"bind mount source does not exist: {bm.src_path}")
+
+
+async def _until_exec(pid: int, name: str) -> None:
+    """Waits until ``pid`` runs ``name``: runc's start returns before its init execs it, and
+    a client may look at PID 1 as soon as create has returned."""
+
+    def comm() -> str:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            raise GardenError(f"container init (pid {pid}) exited while starting") from None
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + INIT_EXEC_TIMEOUT
+    while await asyncio.to_thread(comm) != name:
+        if loop.time() > deadline:
+            raise GardenError(f"container init (pid {pid}) did not start {name}")
+        await asyncio.sleep(0.002)
 
 
 class ContainerBackend:
@@ -76,7 +95,10 @@ class ContainerBackend:
         self.store = ContainerStore(client)
         self.containers_dir = config.depot / "containers"
         self.id_mapping = IdMapping(MAXIMUS, config.uid_map_start, config.uid_map_length)
-        self.shifted = ShiftedRootfsCache(config.depot / "rootfs", MAXIMUS)
+        self.shifted = ShiftedRootfsCache(config.depot / "rootfs", self.id_mapping)
+        self.policy = SecurityPolicy(config.no_new_privileges, config.device_cgroup_rules)
+        self.disks = LayerDisks(DiskImages(config.depot / "disks", self.containers_dir))
+        self.cgroups = cgroups.CgroupHost()
         self.grace = GraceReaper(self._reap)
         self.networks = ContainerNetworks(config, self.store)
         self.records: dict[str, ContainerRecord] = {}
@@ -87,6 +109,7 @@ class ContainerBackend:
 
     async def start(self) -> None:
         """Loads every container from containerd and repairs what a crash left behind."""
+        self.cgroups = await asyncio.to_thread(cgroups.detect)
         records = await self.store.load()
         await self.networks.start(
             [r for r in records if r.state != STATE_CREATING], [r for r in records if r.state == STATE_CREATING]
@@ -98,11 +121,14 @@ class ContainerBackend:
                 continue
             try:
                 await self._ensure_task(record)
-                await self.networks.repair(record, (await self.client.get_task(record.id)).pid)
+                pid = (await self.client.get_task(record.id)).pid
+                await self.networks.repair(record, pid)
+                await apply_bandwidth(record, pid)
             except (cerr.ContainerdError, GardenError):
                 log.exception("container could not be restarted", extra={"handle": record.handle})
             self.records[record.handle] = record
             self.grace.track(record.handle, record.grace_time_ns)
+        await self.disks.images.reconcile({r.id for r in self.records.values()})
         await self._remove_orphan_dirs()
 
     async def close(self) -> None:
@@ -118,6 +144,8 @@ class ContainerBackend:
         except cerr.NotFound:
             pass
         log.info("restarting container task", extra={"handle": record.handle})
+        await self.disks.images.restore(record.id)
+        await bindmounts.check_container_sources(record.spec.bind_mounts, self._overlay(record).upper)
         await self.client.create_task(record.id, self._overlay(record).mounts())
         await self.client.start(record.id)
 
@@ -217,6 +245,9 @@ class ContainerBackend:
 
     async def _create(self, handle: str, spec: ContainerSpec, source: Path) -> ContainerRecord:
         lower = source if spec.privileged else await self.shifted.get(source)
+        # Resolved in the lower layer runc will see, not in a source that may have changed since.
+        spec = spec.model_copy(update={"bind_mounts": await bindmounts.prepare(spec.bind_mounts or [], lower)})
+        quota = await self.disks.quota(spec.limits.disk_limits, lower)
         record = ContainerRecord(
             handle=handle,
             id=containerd_id(handle),
@@ -247,6 +278,8 @@ class ContainerBackend:
             init_binary=str(self.init_binary),
             bind_mounts=record.spec.bind_mounts,
             limits=spec.limits,
+            resource_policy=cgroups.ResourcePolicy(self.cgroups.swap_limit, self.config.cpu_quota_per_share),
+            policy=self.policy,
         )
         try:
             await self.store.create(record, oci)
@@ -256,10 +289,14 @@ class ContainerBackend:
                 raise ConflictError(f"Handle '{handle}' already in use") from None
             raise
         try:
+            if quota is not None:
+                await self.disks.images.create(record.id, quota)
             await overlay.create(root_id, root_id, await self.networks.seeds(record))
             pid = await self.client.create_task(record.id, overlay.mounts())
             await self.networks.attach(record, pid)
+            await apply_bandwidth(record, pid)
             await self.client.start(record.id)
+            await _until_exec(pid, INIT_NAME)
             record.state = STATE_CREATED
             await self.store.save_labels(record)
         except BaseException as e:
@@ -299,6 +336,7 @@ class ContainerBackend:
         await self.networks.detach(record)
         with contextlib.suppress(cerr.NotFound):
             await self.client.delete_container(record.id)
+        await self.disks.images.remove(record.id)
         await self._overlay(record).remove()
 
     # Info and properties
@@ -307,7 +345,7 @@ class ContainerBackend:
         addresses = self.networks.addresses(record)
         return ContainerInfo(
             state="stopped" if record.state == STATE_STOPPED else "active",
-            events=[],
+            events=list(record.events),
             container_path=str(self.containers_dir / record.id),
             process_ids=process_ids,
             properties=self.properties(record),

@@ -12,20 +12,32 @@ from typing import Any
 
 from gardend.backend.containers import ContainerBackend
 from gardend.backend.files import FileTransfers
+from gardend.backend.limits import current_limits
+from gardend.backend.metrics import MetricsCollector
+from gardend.backend.oom import OOM_EVENT, OomWatcher
 from gardend.errors import GardenError
-from gardend.models import Capacity, ContainerInfo, ContainerSpec, NetIn, NetOutRule, to_wire
+from gardend.models import Capacity, ContainerInfo, ContainerSpec, Metrics, NetIn, NetOutRule, WireModel, to_wire
 
 
 class Garden:
     def __init__(self, containers: ContainerBackend) -> None:
         self.containers = containers
         self.files = FileTransfers(containers.client)
+        self.metrics_collector = MetricsCollector(containers.client, containers.disks, containers.containers_dir)
+        self.oom = OomWatcher(containers.client, self._record_oom)
 
     async def start(self) -> None:
         await self.containers.start()
+        self.oom.start()
 
     async def close(self) -> None:
+        await self.oom.close()
         await self.containers.close()
+
+    def _record_oom(self, container_id: str) -> None:
+        for record in self.containers.records.values():
+            if record.id == container_id:
+                record.events.append(OOM_EVENT)
 
     async def ping(self) -> None:
         await self.containers.ping()
@@ -97,3 +109,34 @@ class Garden:
     async def net_out(self, handle: str, rules: list[NetOutRule]) -> None:
         async with self.containers.activity(handle) as record:
             await self.containers.networks.net_out(record, rules)
+
+    async def limits(self, handle: str, kind: str) -> WireModel:
+        async with self.containers.activity(handle) as record:
+            return current_limits(record, kind, self.containers.cgroups)
+
+    async def metrics(self, handle: str) -> Metrics:
+        async with self.containers.activity(handle) as record:
+            result = (await self.metrics_collector.collect([record]))[handle]
+        if isinstance(result, GardenError):
+            raise result
+        return result
+
+    async def bulk_metrics(self, handles: list[str]) -> dict[str, Any]:
+        """Per-handle results, as bulk_info: an unknown or unmeasurable handle is an entry's error."""
+        entries: dict[str, Any] = {}
+        records = []
+        for handle in handles:
+            try:
+                records.append(self.containers.get(handle))
+            except GardenError as e:
+                entries[handle] = {"Metrics": to_wire(Metrics()), "Err": e.to_wire()}
+        try:
+            results = await self.metrics_collector.collect(records)
+        except GardenError as e:
+            results = {record.handle: e for record in records}
+        for handle, result in results.items():
+            if isinstance(result, GardenError):
+                entries[handle] = {"Metrics": to_wire(Metrics()), "Err": result.to_wire()}
+            else:
+                entries[handle] = {"Metrics": to_wire(result), "Err": None}
+        return entries

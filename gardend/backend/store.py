@@ -70,6 +70,8 @@ class ContainerRecord:
     properties: dict[str, str] = field(default_factory=dict)
     grace_time_ns: int = 0
     state: str = STATE_CREATING
+    events: list[str] = field(default_factory=list)
+    """What happened to the container (such as OOM kills) since gardend started."""
 
     @property
     def age_ns(self) -> int:

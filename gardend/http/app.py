@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gardend.backend.garden import Garden
 from gardend.errors import BadRequestError, GardenError
-from gardend.http import containers, files, network
+from gardend.http import containers, files, network, resources
 from gardend.http.wire import MAX_JSON_BODY, error_reply
 
 log = logging.getLogger("gardend.http")
@@ -48,4 +48,5 @@ def make_app(garden: Garden) -> web.Application:
     containers.add_routes(app, GARDEN_KEY)
     files.add_routes(app, GARDEN_KEY)
     network.add_routes(app, GARDEN_KEY)
+    resources.add_routes(app, GARDEN_KEY)
     return app

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gardend.backend.garden import Garden
 from gardend.errors import BadRequestError
-from gardend.http.wire import read_json, read_model, reply
+from gardend.http.wire import handles_query, read_json, read_model, reply
 from gardend.models import ContainerSpec, PropertyValue, StopRequest, to_wire
 
 
@@ -34,11 +34,8 @@ def add_routes(app: web.Application, key: web.AppKey[Garden]) -> None:
         filters = {k: request.query.getone(k) for k in request.query}
         return reply({"Handles": garden(request).list_handles(filters)})
 
-    def handles_param(request: web.Request) -> list[str]:
-        return [h for h in request.query.get("handles", "").split(",") if h]
-
     async def bulk_info(request: web.Request) -> web.Response:
-        return reply(await garden(request).bulk_info(handles_param(request)))
+        return reply(await garden(request).bulk_info(handles_query(request)))
 
     async def destroy(request: web.Request) -> web.Response:
         await garden(request).destroy(handle_of(request))

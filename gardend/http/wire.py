@@ -21,6 +21,11 @@ def reply(data: Any = None, status: int = 200) -> web.Response:
     return web.Response(body=body.encode(), status=status, content_type="application/json")
 
 
+def handles_query(request: web.Request) -> list[str]:
+    """The comma-joined ``handles`` parameter of the bulk routes; missing means none."""
+    return [h for h in request.query.get("handles", "").split(",") if h]
+
+
 def error_reply(err: GardenError) -> web.Response:
     return reply(err.to_wire(), status=err.status)
 

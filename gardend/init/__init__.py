@@ -10,12 +10,15 @@ import asyncio
 import hashlib
 from pathlib import Path
 
+from gardend import command
+from gardend.errors import GardenError
+
 SOURCE = Path(__file__).with_name("garden_init.c")
 CONTAINER_PATH = "/tmp/garden-init"
 
 
-class InitBuildError(Exception):
-    pass
+class InitBuildError(GardenError):
+    """garden-init could not be compiled; the message carries the compiler's output."""
 
 
 async def ensure_built(depot: Path, compiler: str = "cc") -> Path:
@@ -27,18 +30,6 @@ async def ensure_built(depot: Path, compiler: str = "cc") -> Path:
         return binary
     await asyncio.to_thread(binary.parent.mkdir, parents=True, exist_ok=True)
     tmp = binary.with_suffix(".tmp")
-    proc = await asyncio.create_subprocess_exec(
-        compiler,
-        "-static",
-        "-O2",
-        "-o",
-        str(tmp),
-        str(SOURCE),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        raise InitBuildError(f"building garden-init with {compiler} failed: {out.decode(errors='replace')}")
+    await command.run(compiler, "-static", "-O2", "-o", str(tmp), str(SOURCE), error=InitBuildError)
     await asyncio.to_thread(tmp.rename, binary)
     return binary

@@ -68,3 +68,27 @@ def make_dirs(root: str, path: str, uid: int, gid: int, mode: int = 0o755) -> No
                 os.close(parent)
     finally:
         os.close(root_fd)
+
+
+def resolve(root: str, path: str) -> str:
+    """``path`` as an absolute in-root path free of symlinks and ``..``, naming the file that
+    the container would reach; ``FileNotFoundError`` if there is none.
+
+    Joining the result to ``root`` gives a host path that stays inside ``root`` as long as
+    nothing under ``root`` changes.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(root_fd, path, os.O_PATH)
+        try:
+            real_root = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+            real = os.readlink(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+    finally:
+        os.close(root_fd)
+    if real == real_root or real == "/":
+        return "/"
+    if not real.startswith(real_root + "/"):
+        raise OSError(errno.EXDEV, "resolved outside the root", path)
+    return real[len(real_root) :]

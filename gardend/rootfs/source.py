@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
+from gardend import command
 from gardend.errors import BadRequestError
+from gardend.runtime.spec import IdMapping
 
 
 def resolve_uri(uri: str, default: str) -> Path:
@@ -30,21 +32,22 @@ def resolve_uri(uri: str, default: str) -> Path:
 
 
 class ShiftedRootfsCache:
-    """Copies of rootfs directories with container root's files owned by the mapped host id.
+    """Copies of rootfs directories with every file owned by the host id its owner maps to.
 
-    Unprivileged containers see host id ``root_id`` as root, so their lower layer must be
-    owned by it; every other id maps to itself and keeps its owner. Each source is copied
-    once per source directory version and reused by every container.
+    Unprivileged containers see host id ``mapping.root_host_id`` as root, so their lower
+    layer must be owned by it, and other ids by their mapped host ids. Each source is copied
+    once per source directory version and mapping, and reused by every container.
     """
 
-    def __init__(self, directory: Path, root_id: int) -> None:
+    def __init__(self, directory: Path, mapping: IdMapping) -> None:
         self.directory = directory
-        self.root_id = root_id
+        self.mapping = mapping
         self._locks: dict[Path, asyncio.Lock] = {}
 
     def _key(self, source: Path) -> str:
         st = source.stat()
-        raw = f"{source}\0{st.st_ino}\0{st.st_mtime_ns}\0{self.root_id}"
+        m = self.mapping
+        raw = f"{source}\0{st.st_ino}\0{st.st_mtime_ns}\0{m.root_host_id}\0{m.start}\0{m.length}"
         return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
     async def get(self, source: Path) -> Path:
@@ -57,31 +60,24 @@ class ShiftedRootfsCache:
             tmp = self.directory / f"{key}.tmp"
             await asyncio.to_thread(shutil.rmtree, tmp, True)
             await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-            proc = await asyncio.create_subprocess_exec(
-                "cp",
-                "-a",
-                "--reflink=auto",
-                str(source),
-                str(tmp),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            _, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise BadRequestError(f"copying rootfs {source}: {err.decode(errors='replace').strip()}")
-            await asyncio.to_thread(shift_owners, tmp, self.root_id)
+            await command.run("cp", "-a", "--reflink=auto", str(source), str(tmp), error=BadRequestError)
+            await asyncio.to_thread(shift_owners, tmp, self.mapping)
             await asyncio.to_thread(tmp.rename, target)
             return target
 
 
-def shift_owners(tree: Path, root_id: int) -> None:
-    """Gives every file owned by uid or gid 0 to ``root_id`` instead, links included."""
+def shift_owners(tree: Path, mapping: IdMapping) -> None:
+    """Gives every file, links included, to the host ids its owner and group map to.
+
+    Ids the container cannot hold keep their host owner and appear as overflow ids.
+    """
     for dirpath, dirnames, filenames in os.walk(tree):
         for name in [".", *dirnames, *filenames]:
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
-            uid = root_id if st.st_uid == 0 else st.st_uid
-            gid = root_id if st.st_gid == 0 else st.st_gid
+            uid, gid = mapping.to_host(st.st_uid), mapping.to_host(st.st_gid)
+            uid = st.st_uid if uid is None else uid
+            gid = st.st_gid if gid is None else gid
             if (uid, gid) != (st.st_uid, st.st_gid):
                 mode = st.st_mode
                 os.lchown(path, uid, gid)

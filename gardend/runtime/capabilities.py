@@ -37,10 +37,10 @@ def host_bounding_set() -> frozenset[str]:
 def for_process(privileged: bool, root: bool) -> dict[str, list[str]]:
     """The OCI capabilities object for a process run as root or not, in either kind of container.
 
-    Non-root processes get only a bounding set, as a plain exec as that user would.
+    As in Guardian, the inheritable set equals the bounding set, and non-root processes get
+    no permitted or effective capabilities, as a plain exec as that user would.
     """
     wanted = CAPABILITIES if privileged and root else PRIVILEGED_NON_ROOT if privileged else UNPRIVILEGED
     granted = [c for c in wanted if c in host_bounding_set()]
-    if not root:
-        return {"bounding": granted, "effective": [], "permitted": [], "inheritable": [], "ambient": []}
-    return {"bounding": granted, "effective": granted, "permitted": granted, "inheritable": [], "ambient": []}
+    held = granted if root else []
+    return {"bounding": granted, "effective": held, "permitted": held, "inheritable": granted, "ambient": []}
