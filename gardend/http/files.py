@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from gardend.backend.files import STREAM_IN
 from gardend.backend.garden import Garden
 from gardend.errors import BadRequestError, GardenError
 from gardend.http.wire import reply
@@ -23,7 +24,7 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
         async for chunk in request.content.iter_chunked(CHUNK):
             yield chunk
     except (ConnectionResetError, HttpProcessingError) as e:
-        raise BadRequestError(f"error streaming in: reading the request body: {e}") from None
+        raise BadRequestError(f"{STREAM_IN}: reading the request body: {e}") from None
 
 
 def add_routes(app: web.Application, key: web.AppKey[Garden]) -> None:
