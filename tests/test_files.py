@@ -318,6 +318,26 @@ async def test_a_transfer_holds_the_grace_countdown(client: GardenClient, create
     assert contents(await stream_out(client, handle, "/tmp/slow/second"), "second") == b"2"
 
 
+async def test_transfers_work_while_a_process_writes_in_the_container(
+    client: GardenClient, gardend: gardend_server.Server, container: str
+) -> None:
+    """The process runs through nsenter (the process routes are not what is tested here); it
+    lives in the container's pid namespace, so destroying the container ends it."""
+    await client.stream_in(container, "/tmp/busy", tar_of(Entry("before", b"b")))
+    writer = await asyncio.create_subprocess_exec(
+        "nsenter", "-t", str(await init_pid(gardend, container)), "-a",
+        "sh", "-c", "while true; do echo line >> /tmp/busy/growing; done",
+    )  # fmt: skip
+    try:
+        for i in range(3):
+            await client.stream_in(container, "/tmp/busy", tar_of(Entry(f"during-{i}", bytes(1 << 20))))
+            out = members(await stream_out(client, container, "/tmp/busy"))
+            assert {"busy/before", f"busy/during-{i}", "busy/growing"} <= set(out)
+    finally:
+        writer.kill()
+        await writer.wait()
+
+
 # Errors
 
 
