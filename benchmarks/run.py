@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import tempfile
 from pathlib import Path
 
+from benchmarks import streaming
 from benchmarks.bare import BareContainerd
 from benchmarks.harness import ROOTFS, Figure, Gardend, machine_facts, repeat, report, rss_bytes, running_gardend
 from gardend.client import GardenClient
@@ -50,6 +53,13 @@ async def at_scale(g: Gardend, client: GardenClient, bare: BareContainerd, count
             note="bare: containerd Containers.List",
         ),
         Figure(f"bulk_info of {count} containers", "s", await repeat(n, lambda: client.bulk_info(*handles))),
+        Figure(
+            f"bulk_metrics of {count} containers",
+            "s",
+            await repeat(n, lambda: client.bulk_metrics(*handles)),
+            await repeat(n, lambda: bare.client.metrics(*bare_ids)),
+            note="bare: containerd Tasks.Metrics for the same number of tasks",
+        ),
     ]
     for start in range(0, count, 10):
         await asyncio.gather(*(client.destroy(h) for h in handles[start : start + 10]))
@@ -75,6 +85,13 @@ async def main(quick: bool) -> None:
                 figures.append(await create_destroy(name, client, bare, n))
                 if "no network" in name:
                     figures += await at_scale(g, client, bare, count, n)
+                    scratch = Path(tempfile.mkdtemp(prefix="gdb-scratch-", dir="/tmp"))
+                    try:
+                        figures += await streaming.figures(
+                            client, scratch, 64 if quick else 256, 1000 if quick else 4000, 3 if quick else 5
+                        )
+                    finally:
+                        shutil.rmtree(scratch, ignore_errors=True)
             finally:
                 await bare.close()
                 await client.close()

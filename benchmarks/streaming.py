@@ -1,32 +1,23 @@
 """StreamIn / StreamOut throughput next to plain ``tar`` on the same machine and disk.
 
-    .venv/bin/python -m benchmarks.streaming [--address HOST:PORT] [--size-mb 500]
-
-Without ``--address`` it starts its own gardend (``harness.running_gardend``: a separate
-process with a temporary depot; rootfs from GARDEND_BENCH_ROOTFS) and stops it afterwards.
 For each workload the same tar file is streamed into a container and extracted by
 ``tar -xf`` into a local directory, then that tree is streamed out and archived by
-``tar -cf -`` into a pipe that this script drains. Each figure is the best of ``--repeat``
-runs, after ``sync`` so that earlier writes do not slow the next one down.
-The ratio is gardend's MB/s over tar's: 1.0 means as fast as tar on the local disk.
+``tar -cf -`` into a pipe that is drained. Every run follows a ``sync`` so that earlier
+writes do not slow the next one down. The ratio is gardend's MB/s over tar's.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import running_gardend
+from benchmarks.harness import Figure
 from gardend.client import GardenClient
 
 CHUNK = 1 << 20
@@ -55,28 +46,15 @@ class Workload:
         return root
 
 
-@dataclass
-class Result:
-    workload: str
-    operation: str
-    megabytes: float
-    gardend_mb_s: float
-    tar_mb_s: float
-
-    @property
-    def ratio(self) -> float:
-        return self.gardend_mb_s / self.tar_mb_s if self.tar_mb_s else 0.0
-
-
-async def best_of(repeat: int, run: Callable[[int], Awaitable[None]]) -> float:
-    """The shortest wall time of ``repeat`` runs of ``run(i)``, each after a sync."""
-    best = float("inf")
+async def throughputs(repeat: int, megabytes: float, run: Callable[[int], Awaitable[None]]) -> list[float]:
+    """MB/s of ``repeat`` runs of ``run(i)``, each after a sync."""
+    rates = []
     for i in range(repeat):
         await asyncio.to_thread(os.sync)
         start = time.perf_counter()
         await run(i)
-        best = min(best, time.perf_counter() - start)
-    return best
+        rates.append(megabytes / (time.perf_counter() - start))
+    return rates
 
 
 async def file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -112,7 +90,7 @@ async def tar_extract(archive: Path, directory: Path) -> None:
         raise RuntimeError("tar -x failed")
 
 
-async def measure(client: GardenClient, handle: str, workload: Workload, scratch: Path, repeat: int) -> list[Result]:
+async def measure(client: GardenClient, handle: str, workload: Workload, scratch: Path, repeat: int) -> list[Figure]:
     source = await asyncio.to_thread(workload.build, scratch / "source")
     archive = scratch / f"{workload.name}.tar"
     tar = ["tar", "-C", str(source.parent), "-cf", str(archive), workload.name]
@@ -125,8 +103,8 @@ async def measure(client: GardenClient, handle: str, workload: Workload, scratch
     async def local_extract(i: int) -> None:
         await tar_extract(archive, scratch / f"x-{workload.name}-{i}")
 
-    in_time = await best_of(repeat, stream_in)
-    tar_in_time = await best_of(repeat, local_extract)
+    rates_in = await throughputs(repeat, size_mb, stream_in)
+    tar_rates_in = await throughputs(repeat, size_mb, local_extract)
 
     async def stream_out(_: int) -> None:
         await drain_stream_out(client, handle, f"/tmp/bench-{workload.name}-0/{workload.name}")
@@ -134,63 +112,28 @@ async def measure(client: GardenClient, handle: str, workload: Workload, scratch
     async def local_create(_: int) -> None:
         await tar_create(scratch / f"x-{workload.name}-0", workload.name)
 
-    out_time = await best_of(repeat, stream_out)
-    tar_out_time = await best_of(repeat, local_create)
+    rates_out = await throughputs(repeat, size_mb, stream_out)
+    tar_rates_out = await throughputs(repeat, size_mb, local_create)
 
     for i in range(repeat):
         shutil.rmtree(scratch / f"x-{workload.name}-{i}", ignore_errors=True)
     shutil.rmtree(source.parent, ignore_errors=True)
     archive.unlink()
+    label = f"{workload.name}, {size_mb:.0f} MB"
     return [
-        Result(workload.name, "stream in", size_mb, size_mb / in_time, size_mb / tar_in_time),
-        Result(workload.name, "stream out", size_mb, size_mb / out_time, size_mb / tar_out_time),
+        Figure(f"stream in ({label})", "MB/s", rates_in, tar_rates_in, higher_is_better=True, note="bare: tar -x"),
+        Figure(f"stream out ({label})", "MB/s", rates_out, tar_rates_out, higher_is_better=True, note="bare: tar -c"),
     ]
 
 
-def report(results: list[Result]) -> str:
-    lines = [f"{'workload':<12} {'operation':<11} {'MB':>8} {'gardend MB/s':>13} {'tar MB/s':>9} {'ratio':>6}"]
-    for r in results:
-        lines.append(
-            f"{r.workload:<12} {r.operation:<11} {r.megabytes:>8.1f} {r.gardend_mb_s:>13.1f} "
-            f"{r.tar_mb_s:>9.1f} {r.ratio:>6.2f}"
-        )
-    return "\n".join(lines)
-
-
-async def run(args: argparse.Namespace) -> list[Result]:
-    workloads = [
-        Workload("one-big-file", 1, args.size_mb << 20),
-        Workload("small-files", args.small_files, 64 << 10),
-    ]
-    async with contextlib.AsyncExitStack() as stack:
-        url = f"http://{args.address}" if args.address else (await stack.enter_async_context(running_gardend())).url
-        client = GardenClient(url)
-        stack.push_async_callback(client.close)
-        handle = await client.create(handle=f"bench-streaming-{os.getpid()}")
-        stack.push_async_callback(client.destroy, handle)
-        scratch = Path(tempfile.mkdtemp(prefix="gd-bench-scratch-", dir=args.scratch))
-        stack.callback(shutil.rmtree, scratch, True)
+async def figures(client: GardenClient, scratch: Path, size_mb: int, small_files: int, repeat: int) -> list[Figure]:
+    """Stream-in and stream-out of one big file and of a tree of small files."""
+    workloads = [Workload("one-big-file", 1, size_mb << 20), Workload("small-files", small_files, 64 << 10)]
+    handle = await client.create()
+    try:
         results = []
         for workload in workloads:
-            results += await measure(client, handle, workload, scratch, args.repeat)
+            results += await measure(client, handle, workload, scratch, repeat)
         return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", help="HOST:PORT of a running gardend (default: start one)")
-    parser.add_argument("--size-mb", type=int, default=500, help="size of the one-big-file workload")
-    parser.add_argument("--small-files", type=int, default=4000, help="number of 64 KiB files in small-files")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--scratch", default="/tmp", help="where tar extracts (use the depot's filesystem)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    results = asyncio.run(run(args))
-    if args.json:
-        print(json.dumps([{**asdict(r), "ratio": r.ratio} for r in results], indent=2))
-    else:
-        print(report(results))
-
-
-if __name__ == "__main__":
-    main()
+    finally:
+        await client.destroy(handle)

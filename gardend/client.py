@@ -78,6 +78,15 @@ class GardenClient:
         )
         return result
 
+    async def metrics(self, handle: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"/containers/{handle}/metrics")
+        return result
+
+    async def bulk_metrics(self, *handles: str) -> dict[str, Any]:
+        params = {"handles": ",".join(handles)}
+        result: dict[str, Any] = await self.request("GET", "/containers/bulk_metrics", params=params)
+        return result
+
     async def stop(self, handle: str, kill: bool = False) -> None:
         await self.request("PUT", f"/containers/{handle}/stop", {"kill": kill})
 
