@@ -10,7 +10,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from gardend.backend.grace import GraceReaper
@@ -47,6 +47,8 @@ MAX_HANDLE_BYTES = 512
 DEFAULT_MAX_CONTAINERS = 1024
 STOP_GRACE_SECONDS = 10.0
 TEARDOWN_WAIT_SECONDS = 10.0
+
+DestroyHook = Callable[[ContainerRecord], Awaitable[None]]
 
 
 def validate_handle(handle: str) -> None:
@@ -93,6 +95,8 @@ class ContainerBackend:
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
         self._destroying: set[str] = set()
+        self.on_destroy: list[DestroyHook] = []
+        """Called after a container's teardown (by Destroy or the reaper), e.g. to end process streams."""
 
     # Start and stop
 
@@ -141,6 +145,9 @@ class ContainerBackend:
         if record is None:
             raise ContainerNotFoundError(handle)
         return record
+
+    def destroying(self, handle: str) -> bool:
+        return handle in self._destroying
 
     @contextlib.asynccontextmanager
     async def activity(self, handle: str) -> AsyncIterator[ContainerRecord]:
@@ -279,6 +286,8 @@ class ContainerBackend:
             await self._teardown(record)
             self.records.pop(handle, None)
             self.grace.forget(handle)
+            for hook in self.on_destroy:
+                await hook(record)
         finally:
             self._destroying.discard(handle)
         log.info("destroyed container", extra={"handle": handle})

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gardend.backend.garden import Garden
 from gardend.errors import BadRequestError, GardenError
-from gardend.http import containers
+from gardend.http import containers, processes
 from gardend.http.wire import MAX_JSON_BODY, error_reply
 
 log = logging.getLogger("gardend.http")
@@ -46,4 +46,5 @@ def make_app(garden: Garden) -> web.Application:
     app = web.Application(middlewares=[garden_errors], client_max_size=MAX_JSON_BODY)
     app[GARDEN_KEY] = garden
     containers.add_routes(app, GARDEN_KEY)
+    processes.add_routes(app, GARDEN_KEY)
     return app
