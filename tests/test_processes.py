@@ -376,3 +376,19 @@ async def test_restart_keeps_processes_and_their_undelivered_output(depot: Path)
             await c.destroy(handle)
             await srv.close()
     assert not any((config.depot / "processes").glob("*/*"))
+
+
+@pytest.mark.parametrize("privileged", [False, True])
+async def test_any_user_can_reopen_its_stdio_through_dev(
+    client: GardenClient, create: CreateFn, privileged: bool
+) -> None:
+    handle = await create(privileged=privileged)
+    await sh(client, handle, "adduser -D alice")
+    out = Output()
+    process = await client.run(handle, {"path": "cat", "args": ["/dev/stdin"], "user": "alice"}, stdout=out)
+    await process.write_stdin("potato\n")
+    await out.wait_for(b"potato\n")
+    await process.close_stdin()
+    assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 0
+    script = "echo -n potato >/dev/stdout; echo -n cake >/dev/stderr"
+    assert await run(client, handle, {"path": "sh", "args": ["-c", script], "user": "alice"}) == (0, b"potato", b"cake")

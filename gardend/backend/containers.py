@@ -127,7 +127,7 @@ class ContainerBackend:
         except cerr.NotFound:
             pass
         log.info("restarting container task", extra={"handle": record.handle})
-        await self.client.create_task(record.id, self._overlay(record).mounts())
+        await self.client.create_task(record.id, self._overlay(record).mounts(), io_owner=self._io_owner(record))
         await self.client.start(record.id)
 
     async def _remove_orphan_dirs(self) -> None:
@@ -155,6 +155,11 @@ class ContainerBackend:
         record = self.get(handle)
         async with self.grace.paused(handle):
             yield record
+
+    def _io_owner(self, record: ContainerRecord) -> tuple[int, int]:
+        """Process stdio pipes belong to the container's root, so runc can give them to the
+        process's user (then /dev/stdin and friends work for any user)."""
+        return (0, 0) if record.spec.privileged else (MAXIMUS, MAXIMUS)
 
     def _overlay(self, record: ContainerRecord) -> Overlay:
         return Overlay(Path(record.spec.lower), self.containers_dir / record.id)
@@ -264,7 +269,7 @@ class ContainerBackend:
         try:
             seeds = {"etc/hosts": _hosts_file(handle), "etc/resolv.conf": await asyncio.to_thread(_host_resolv_conf)}
             await overlay.create(root_id, root_id, seeds)
-            await self.client.create_task(record.id, overlay.mounts())
+            await self.client.create_task(record.id, overlay.mounts(), io_owner=self._io_owner(record))
             await self.client.start(record.id)
             record.state = STATE_CREATED
             await self.store.save_labels(record)
