@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,21 @@ import pytest
 from gardend import server as gardend_server
 from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError, GardenProcess, Output, ProcessError
+from gardend.models import ProcessSpec
 from tests.conftest import CreateFn, make_config
 
 HANG_GUARD = 60.0
 """Only to fail instead of hanging; no test asserts on how long anything takes."""
+
+
+@pytest.fixture(autouse=True)
+def log_everything() -> Iterator[None]:
+    """Builds every log record gardend would, so a bad ``extra`` key fails here, not in production."""
+    logger = logging.getLogger("gardend")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield
+    logger.setLevel(level)
 
 
 async def run(client: GardenClient, handle: str, spec: dict[str, Any]) -> tuple[int, bytes, bytes]:
@@ -392,3 +404,19 @@ async def test_any_user_can_reopen_its_stdio_through_dev(
     assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 0
     script = "echo -n potato >/dev/stdout; echo -n cake >/dev/stderr"
     assert await run(client, handle, {"path": "sh", "args": ["-c", script], "user": "alice"}) == (0, b"potato", b"cake")
+
+
+async def test_attach_racing_the_start_of_its_process_waits_for_it(
+    gardend: gardend_server.Server, container: str
+) -> None:
+    garden = gardend.garden
+    record = garden.containers.get(container)
+    spec = ProcessSpec(id="racer", path="sh", args=["-c", "exit 9"])
+    running = asyncio.create_task(garden.processes.run(record, spec))
+    await asyncio.sleep(0)
+    attached = await garden.processes.attach(record, "racer")
+    started = await running
+    assert attached.process is started.process
+    assert (await attached.wait()).status == 9
+    for attachment in (started, attached):
+        attachment.finish()

@@ -23,7 +23,9 @@ from enum import Enum
 DEFAULT_CAPACITY = 1 << 20
 """Bytes kept per stream beyond the slowest reader: 1 MiB (see the README)."""
 MAX_READ = 256 << 10
-_COALESCE = 64 << 10
+_SMALL = 4 << 10
+"""Chunks smaller than this are joined (up to _JOINED) so a trickle of tiny writes stays few chunks."""
+_JOINED = 64 << 10
 
 
 class CursorState(Enum):
@@ -72,12 +74,12 @@ class OutputLog:
         if not data:
             return
         last = self._chunks[-1] if self._chunks else None
-        if isinstance(last, bytearray) and len(last) + len(data) <= _COALESCE:
-            last += data
-        elif len(data) < _COALESCE:
-            self._chunks.append(bytearray(data))
-        else:
+        if len(data) >= _SMALL:
             self._chunks.append(data)
+        elif isinstance(last, bytearray) and len(last) + len(data) <= _JOINED:
+            last += data
+        else:
+            self._chunks.append(bytearray(data))
         self.end += len(data)
         self._trim()
         if not self.throttled and self.full() and self._pause is not None:
@@ -189,7 +191,10 @@ class OutputLog:
             chunk_end = offset + len(chunk)
             if chunk_end > start:
                 lo, hi = max(start - offset, 0), min(stop - offset, len(chunk))
-                parts.append(bytes(memoryview(chunk)[lo:hi]))
+                if isinstance(chunk, bytes) and lo == 0 and hi == len(chunk):
+                    parts.append(chunk)
+                else:
+                    parts.append(bytes(memoryview(chunk)[lo:hi]))
                 if chunk_end >= stop:
                     break
             offset = chunk_end

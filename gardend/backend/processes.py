@@ -84,6 +84,7 @@ class Process:
         self.exited = asyncio.Event()
         self.done = asyncio.Event()
         self.result: ExitResult | None = None
+        self._exit: ExitResult | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -125,7 +126,7 @@ class Process:
 
     async def _supervise(self) -> None:
         try:
-            result = await self._wait_exit()
+            result = self._exit = await self._wait_exit()
             self.exited.set()
             self.stdin.abort()
             await self._drain()
@@ -255,7 +256,7 @@ class Process:
         """Ends everything about the process; attachments get ``reason`` if no exit came."""
         await self._stop_supervising()
         if not self.done.is_set():
-            self.result = ExitResult(error=reason)
+            self.result = self._exit or ExitResult(error=reason)
             self.exited.set()
             self.done.set()
         for pipe in self.pipes:
