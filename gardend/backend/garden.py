@@ -10,8 +10,9 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from gardend.backend.attachments import Attachment, OutputStream
 from gardend.backend.containers import ContainerBackend
-from gardend.backend.processes import Attachment, OutputStream, ProcessBackend
+from gardend.backend.processes import ProcessBackend
 from gardend.backend.store import ContainerRecord
 from gardend.errors import GardenError
 from gardend.models import Capacity, ContainerInfo, ContainerSpec, ProcessSpec, to_wire

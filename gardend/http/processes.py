@@ -16,8 +16,8 @@ import logging
 from aiohttp import web
 from pydantic import ValidationError
 
+from gardend.backend.attachments import Attachment
 from gardend.backend.garden import Garden
-from gardend.backend.processes import Attachment
 from gardend.http.hijack import HijackedConnection, hijack
 from gardend.http.wire import read_model
 from gardend.models import ProcessPayload, ProcessSpec
