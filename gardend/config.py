@@ -43,6 +43,7 @@ class Config:
     uid_map_start: int = 1
     uid_map_length: int = 4294967293
     disable_privileged_containers: bool = False
+    cleanup_process_dirs_on_wait: bool = False
 
 
 def _env_name(flag: str) -> str:
@@ -77,6 +78,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         default=os.environ.get("GARDEND_DISABLE_PRIVILEGED_CONTAINERS", "") not in ("", "0", "false"),
         help="refuse to create privileged containers",
     )
+    p.add_argument(
+        "--cleanup-process-dirs-on-wait",
+        action="store_true",
+        default=os.environ.get("GARDEND_CLEANUP_PROCESS_DIRS_ON_WAIT", "") not in ("", "0", "false"),
+        help="forget a process once its exit status has been sent (default: keep it until destroy)",
+    )
     a = p.parse_args(argv)
     try:
         grace = parse_duration(a.default_grace_time)
@@ -99,4 +106,5 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         uid_map_start=uid_start,
         uid_map_length=uid_length,
         disable_privileged_containers=a.disable_privileged_containers,
+        cleanup_process_dirs_on_wait=a.cleanup_process_dirs_on_wait,
     )

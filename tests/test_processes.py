@@ -420,3 +420,21 @@ async def test_attach_racing_the_start_of_its_process_waits_for_it(
     assert (await attached.wait()).status == 9
     for attachment in (started, attached):
         attachment.finish()
+
+
+async def test_cleanup_on_wait_forgets_a_process_once_its_exit_was_sent(depot: Path) -> None:
+    config = make_config(depot / "cleanup-on-wait", cleanup_process_dirs_on_wait=True)
+    srv = await gardend_server.start(config)
+    try:
+        async with aiohttp.ClientSession() as session:
+            c = GardenClient(f"http://127.0.0.1:{config.bind_port}", session)
+            handle = await c.create()
+            for _ in range(2):
+                process = await c.run(handle, {"id": "again", "path": "sh", "args": ["-c", "exit 4"]})
+                assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 4
+            with pytest.raises(GardenClientError) as e:
+                await c.attach(handle, "again")
+            assert e.value.type == "ProcessNotFoundError"
+            await c.destroy(handle)
+    finally:
+        await srv.close()

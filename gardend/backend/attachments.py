@@ -8,7 +8,7 @@ and once the control connection has ended, they send what there is and close.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gardend.backend.output import CursorState
 from gardend.backend.process import Process
@@ -44,12 +44,19 @@ class OutputStream:
 class Attachment:
     """One Run or Attach: cursors into the process's output and the client's handle on it."""
 
-    def __init__(self, process: Process, stream_id: str, on_done: Callable[[Attachment], None]) -> None:
+    def __init__(
+        self,
+        process: Process,
+        stream_id: str,
+        on_done: Callable[[Attachment], None],
+        on_reported: Callable[[Process], Awaitable[None]],
+    ) -> None:
         self.process = process
         self.stream_id = stream_id
         self.cursors = {name: out.cursor() for name, out in process.logs.items()}
         self.finished = False
         self._on_done = on_done
+        self._on_reported = on_reported
         self._window = asyncio.get_running_loop().call_later(ARRIVAL_WINDOW, self._close_window)
 
     @property
@@ -60,6 +67,10 @@ class Attachment:
         await self.process.done.wait()
         assert self.process.result is not None
         return self.process.result
+
+    async def reported(self) -> None:
+        """The exit status has been sent to this attachment's client."""
+        await self._on_reported(self.process)
 
     async def write_stdin(self, data: bytes) -> None:
         await self.process.write_stdin(data)

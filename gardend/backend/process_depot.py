@@ -130,7 +130,7 @@ class ProcessDepot:
 
     async def save_exit(self, directory: Path, result: ExitResult) -> None:
         def save() -> None:
-            if directory.is_dir():
+            with contextlib.suppress(FileNotFoundError):  # the process was forgotten meanwhile
                 _write_json(directory / "exit.json", result.to_json())
                 for name in FIFOS:
                     (directory / name).unlink(missing_ok=True)

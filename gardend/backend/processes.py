@@ -183,12 +183,19 @@ class ProcessBackend:
         return self._attach(process)
 
     def _attach(self, process: Process) -> Attachment:
-        attachment = Attachment(process, str(next(self._stream_ids)), self._attachment_done)
+        attachment = Attachment(process, str(next(self._stream_ids)), self._attachment_done, self._exit_reported)
         self.attachments[attachment.stream_id] = attachment
         return attachment
 
     def _attachment_done(self, attachment: Attachment) -> None:
         self.attachments.pop(attachment.stream_id, None)
+
+    async def _exit_reported(self, process: Process) -> None:
+        """With --cleanup-process-dirs-on-wait, a process is forgotten once a client has its exit."""
+        table = self.tables.get(process.container_id, {})
+        if self.containers.config.cleanup_process_dirs_on_wait and table.get(process.id) is process:
+            del table[process.id]
+            await self.depot.remove_process(process.dir)
 
     def output(self, stream_id: str, name: str) -> OutputStream | None:
         attachment = self.attachments.get(stream_id)

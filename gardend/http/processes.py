@@ -71,6 +71,7 @@ async def _control(connection: HijackedConnection, attachment: Attachment) -> No
             exit = result.result()
             final = ProcessPayload(process_id=attachment.process_id, exit_status=exit.status, error=exit.error)
             connection.write(_message(final))
+            await attachment.reported()
     finally:
         for task in (client, result):
             task.cancel()
