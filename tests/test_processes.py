@@ -438,3 +438,12 @@ async def test_cleanup_on_wait_forgets_a_process_once_its_exit_was_sent(depot: P
             await c.destroy(handle)
     finally:
         await srv.close()
+
+
+async def test_a_signal_gets_through_behind_stdin_the_process_never_reads(client: GardenClient, container: str) -> None:
+    process = await client.run(container, {"path": "sleep", "args": ["1000"]})
+    for _ in range(8):
+        await process.write_stdin("x" * (32 << 10))
+    await process.close_stdin()
+    await process.signal(kill=True)
+    assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 137

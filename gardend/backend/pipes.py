@@ -20,6 +20,9 @@ from gardend.backend.output import OutputLog
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
 """Output FIFOs are grown to 1 MiB: bigger reads, and more room while gardend restarts."""
+STDIN_BUFFER = 1 << 20
+"""Stdin a process has not read yet that gardend buffers before it stops reading the client
+(whose signals then wait behind the stdin, as with Garden's reference server)."""
 
 
 def make_fifos(directory: Path, names: tuple[str, ...]) -> None:
@@ -111,6 +114,7 @@ class StdinPipe(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
+        transport.set_write_buffer_limits(high=STDIN_BUFFER)
         self._transport = transport
 
     def pause_writing(self) -> None:

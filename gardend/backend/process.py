@@ -53,7 +53,7 @@ class Process:
         self.done = asyncio.Event()
         self.result: ExitResult | None = None
         self._exit: ExitResult | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def live(self) -> bool:
@@ -83,7 +83,7 @@ class Process:
 
     def begin(self) -> None:
         self.started.set()
-        self._task = asyncio.create_task(self._supervise(), name=f"process {self.id}")
+        self._tasks.append(asyncio.create_task(self._supervise(), name=f"process {self.id}"))
 
     def start_failed(self) -> None:
         self.failed = True
@@ -149,10 +149,23 @@ class Process:
         if self.tty or self.stdin_closed:
             return
         self.stdin_closed = True
+        self._tasks.append(asyncio.create_task(self._end_stdin(), name=f"stdin of {self.id}"))
+
+    async def _end_stdin(self) -> None:
+        """Sends what the client wrote, then ends the process's stdin; in the background, so
+        that a signal after the EOF gets through even if the process never reads stdin."""
         await self.stdin.close()
         if not self.exited.is_set():
-            with contextlib.suppress(cerr.NotFound, cerr.FailedPrecondition):
-                await self.client.close_stdin(self.container_id, self.exec_id)
+            await self._close_io()
+
+    async def _close_io(self) -> None:
+        """Closes the shim's own write end of stdin, the last one once gardend's is closed."""
+        try:
+            await self.client.close_stdin(self.container_id, self.exec_id)
+        except (cerr.NotFound, cerr.FailedPrecondition):
+            pass
+        except cerr.ContainerdError as e:
+            log.warning("could not close stdin", extra={"process_id": self.id, "error": str(e)})
 
     async def signal(self, number: int) -> None:
         sig = SIGNALS.get(number)
@@ -200,7 +213,9 @@ class Process:
         for writer in await process.open_outputs():
             os.close(writer)
         process.stdin_closed = stored.stdin_closed
-        if not stored.stdin_closed:
+        if stored.stdin_closed:
+            await process._close_io()
+        else:
             await process.stdin.open(process.dir / "stdin")
         process.begin()
         return process
@@ -210,7 +225,7 @@ class Process:
 
     async def detach(self) -> None:
         """Leaves the process running for the next gardend, keeping what it has not delivered."""
-        await self._stop_supervising()
+        await self._stop_tasks()
         for pipe in self.pipes:
             pipe.detach()
         self.stdin.abort()
@@ -222,7 +237,7 @@ class Process:
 
     async def abandon(self, reason: str) -> None:
         """Ends everything about the process; attachments get ``reason`` if no exit came."""
-        await self._stop_supervising()
+        await self._stop_tasks()
         if not self.done.is_set():
             self.result = self._exit or ExitResult(error=reason)
             self.exited.set()
@@ -233,8 +248,8 @@ class Process:
             out.close()
         self.stdin.abort()
 
-    async def _stop_supervising(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
