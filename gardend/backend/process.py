@@ -100,17 +100,18 @@ class Process:
             await self._drain()
         except Exception as e:
             log.exception("supervising a process failed", extra={"process_id": self.id})
-            result = ExitResult(error=f"supervising the process failed: {e}")
+            result = self._exit or ExitResult(error=f"supervising the process failed: {e}")
             self.exited.set()
         self.result = result
         self.done.set()
         log.info("process exited", extra={"process_id": self.id, "container": self.container_id, **result.to_json()})
         await self.depot.save_exit(self.dir, result)
-        with contextlib.suppress(cerr.NotFound):
-            try:
-                await self.client.delete_process(self.container_id, self.exec_id)
-            except cerr.ContainerdError as e:
-                log.warning("could not delete exec", extra={"process_id": self.id, "error": str(e)})
+        try:
+            await self.client.delete_process(self.container_id, self.exec_id)
+        except cerr.NotFound:
+            pass
+        except cerr.ContainerdError as e:
+            log.warning("could not delete exec", extra={"process_id": self.id, "error": str(e)})
 
     async def _wait_exit(self) -> ExitResult:
         while True:

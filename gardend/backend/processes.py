@@ -208,20 +208,21 @@ class ProcessBackend:
 
     async def settle(self, record: ContainerRecord) -> None:
         """Waits (a bounded time) until every process that has died has its exit recorded."""
-        waits = [asyncio.create_task(p.exited.wait()) for p in self.tables.get(record.id, {}).values() if p.live]
-        if waits:
-            _, pending = await asyncio.wait(waits, timeout=SETTLE_TIMEOUT)
-            for task in pending:
-                task.cancel()
+        await _wait_all([p.exited for p in self.tables.get(record.id, {}).values() if p.live], SETTLE_TIMEOUT)
 
     async def _container_destroyed(self, record: ContainerRecord) -> None:
         """Finishes every process stream of a destroyed container, then forgets its processes."""
         processes = list(self.tables.pop(record.id, {}).values())
-        waits = [asyncio.create_task(p.done.wait()) for p in processes if not p.done.is_set()]
-        if waits:
-            _, pending = await asyncio.wait(waits, timeout=SETTLE_TIMEOUT)
-            for task in pending:
-                task.cancel()
+        await _wait_all([p.done for p in processes], SETTLE_TIMEOUT)
         for process in processes:
             await process.abandon("container was destroyed")
         await self.depot.remove_container(record.id)
+
+
+async def _wait_all(events: list[asyncio.Event], timeout: float) -> None:
+    """Waits until all ``events`` are set, or ``timeout`` seconds have passed."""
+    waits = [asyncio.create_task(event.wait()) for event in events if not event.is_set()]
+    if waits:
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for task in pending:
+            task.cancel()
