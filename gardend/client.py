@@ -205,13 +205,16 @@ class GardenProcess:
             if sink is not None:
                 path = f"/containers/{handle}/processes/{self.id}/attaches/{self.stream_id}/{name}"
                 reader, writer, _ = await _open_hijacked(host, port, "GET", path)
-                self._outputs.append((writer, asyncio.create_task(self._copy(reader, sink))))
+                self._outputs.append((writer, asyncio.create_task(self._copy(reader, writer, sink))))
         self._control = asyncio.create_task(self._await_exit())
 
     @staticmethod
-    async def _copy(reader: asyncio.StreamReader, sink: Sink) -> None:
-        while chunk := await reader.read(256 << 10):
-            sink(chunk)
+    async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sink: Sink) -> None:
+        try:
+            while chunk := await reader.read(256 << 10):
+                sink(chunk)
+        finally:
+            writer.close()
 
     async def _await_exit(self) -> int:
         while line := await self._reader.readline():
@@ -229,6 +232,7 @@ class GardenProcess:
             return await asyncio.shield(self._control)
         finally:
             await asyncio.gather(*(task for _, task in self._outputs))
+            self._writer.close()
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._lock:

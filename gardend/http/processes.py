@@ -67,9 +67,9 @@ async def _control(connection: HijackedConnection, attachment: Attachment) -> No
     result = asyncio.create_task(attachment.wait())
     try:
         await asyncio.wait({client, result}, return_when=asyncio.FIRST_COMPLETED)
-        if result.done():
-            exit = result.result()
-            final = ProcessPayload(process_id=attachment.process_id, exit_status=exit.status, error=exit.error)
+        if result.done() and not connection.lost.is_set():
+            ended = result.result()
+            final = ProcessPayload(process_id=attachment.process_id, exit_status=ended.status, error=ended.error)
             connection.write(_message(final))
             await attachment.reported()
     finally:
