@@ -64,6 +64,7 @@ class Config:
     external_ip: str = ""
     port_pool_start: int = 60000
     port_pool_size: int = 5000
+    cleanup_process_dirs_on_wait: bool = False
 
 
 def _env_name(flag: str) -> str:
@@ -142,6 +143,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     _flag(p, "--external-ip", "", "address NetIn ports are reported on (default: the default route's source)")
     _flag(p, "--port-pool-start", str(defaults.port_pool_start), "first host port NetIn picks from")
     _flag(p, "--port-pool-size", str(defaults.port_pool_size), "number of host ports NetIn picks from")
+    _bool_flag(
+        p, "--cleanup-process-dirs-on-wait", "forget a process once its exit status is sent (default: at destroy)"
+    )
     a = p.parse_args(argv)
     try:
         grace = parse_duration(a.default_grace_time)
@@ -188,4 +192,5 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         external_ip=a.external_ip,
         port_pool_start=port_start,
         port_pool_size=port_size,
+        cleanup_process_dirs_on_wait=a.cleanup_process_dirs_on_wait,
     )

@@ -10,7 +10,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from gardend.backend import bindmounts
@@ -53,6 +53,8 @@ STOP_GRACE_SECONDS = 10.0
 TEARDOWN_WAIT_SECONDS = 10.0
 INIT_EXEC_TIMEOUT = 10.0
 INIT_NAME = "garden-init"
+
+DestroyHook = Callable[[ContainerRecord], Awaitable[None]]
 
 
 def validate_handle(handle: str) -> None:
@@ -104,6 +106,8 @@ class ContainerBackend:
         self.records: dict[str, ContainerRecord] = {}
         self._creating: set[str] = set()
         self._destroying: set[str] = set()
+        self.on_destroy: list[DestroyHook] = []
+        """Called after a container's teardown (by Destroy or the reaper), e.g. to end process streams."""
 
     # Start and stop
 
@@ -146,7 +150,7 @@ class ContainerBackend:
         log.info("restarting container task", extra={"handle": record.handle})
         await self.disks.images.restore(record.id)
         await bindmounts.check_container_sources(record.spec.bind_mounts, self._overlay(record).upper)
-        await self.client.create_task(record.id, self._overlay(record).mounts())
+        await self.client.create_task(record.id, self._overlay(record).mounts(), io_owner=self._io_owner(record))
         await self.client.start(record.id)
 
     async def _remove_orphan_dirs(self) -> None:
@@ -165,12 +169,20 @@ class ContainerBackend:
             raise ContainerNotFoundError(handle)
         return record
 
+    def destroying(self, handle: str) -> bool:
+        return handle in self._destroying
+
     @contextlib.asynccontextmanager
     async def activity(self, handle: str) -> AsyncIterator[ContainerRecord]:
         """A request about ``handle``: it must exist, and its grace countdown holds meanwhile."""
         record = self.get(handle)
         async with self.grace.paused(handle):
             yield record
+
+    def _io_owner(self, record: ContainerRecord) -> tuple[int, int]:
+        """Process stdio pipes belong to the container's root, so runc can give them to the
+        process's user (then /dev/stdin and friends work for any user)."""
+        return (0, 0) if record.spec.privileged else (MAXIMUS, MAXIMUS)
 
     def _overlay(self, record: ContainerRecord) -> Overlay:
         return Overlay(Path(record.spec.lower), self.containers_dir / record.id)
@@ -292,7 +304,7 @@ class ContainerBackend:
             if quota is not None:
                 await self.disks.images.create(record.id, quota)
             await overlay.create(root_id, root_id, await self.networks.seeds(record))
-            pid = await self.client.create_task(record.id, overlay.mounts())
+            pid = await self.client.create_task(record.id, overlay.mounts(), io_owner=self._io_owner(record))
             await self.networks.attach(record, pid)
             await apply_bandwidth(record, pid)
             await self.client.start(record.id)
@@ -317,6 +329,8 @@ class ContainerBackend:
             await self._teardown(record)
             self.records.pop(handle, None)
             self.grace.forget(handle)
+            for hook in self.on_destroy:
+                await hook(record)
         finally:
             self._destroying.discard(handle)
         log.info("destroyed container", extra={"handle": handle})

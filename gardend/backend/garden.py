@@ -7,16 +7,29 @@ countdown while it runs, and delegates to the part that owns the semantics.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from gardend.backend.attachments import Attachment, OutputStream
 from gardend.backend.containers import ContainerBackend
 from gardend.backend.files import FileTransfers
 from gardend.backend.limits import current_limits
 from gardend.backend.metrics import MetricsCollector
 from gardend.backend.oom import OOM_EVENT, OomWatcher
+from gardend.backend.processes import ProcessBackend
+from gardend.backend.store import ContainerRecord
 from gardend.errors import GardenError
-from gardend.models import Capacity, ContainerInfo, ContainerSpec, Metrics, NetIn, NetOutRule, WireModel, to_wire
+from gardend.models import (
+    Capacity,
+    ContainerInfo,
+    ContainerSpec,
+    Metrics,
+    NetIn,
+    NetOutRule,
+    ProcessSpec,
+    WireModel,
+    to_wire,
+)
 
 
 class Garden:
@@ -25,13 +38,16 @@ class Garden:
         self.files = FileTransfers(containers.client)
         self.metrics_collector = MetricsCollector(containers.client, containers.disks, containers.containers_dir)
         self.oom = OomWatcher(containers.client, self._record_oom)
+        self.processes = ProcessBackend(containers)
 
     async def start(self) -> None:
         await self.containers.start()
+        await self.processes.start()
         self.oom.start()
 
     async def close(self) -> None:
         await self.oom.close()
+        await self.processes.close()
         await self.containers.close()
 
     def _record_oom(self, container_id: str) -> None:
@@ -57,10 +73,11 @@ class Garden:
     async def stop(self, handle: str, kill: bool) -> None:
         async with self.containers.activity(handle) as record:
             await self.containers.stop(record, kill)
+            await self.processes.settle(record)
 
     async def info(self, handle: str) -> ContainerInfo:
         async with self.containers.activity(handle) as record:
-            return self.containers.info(record, [])
+            return self.containers.info(record, self.processes.live_ids(record))
 
     async def bulk_info(self, handles: list[str]) -> dict[str, Any]:
         """Per-handle results; an unknown handle is an entry's error, never the call's."""
@@ -68,7 +85,8 @@ class Garden:
         for handle in handles:
             try:
                 record = self.containers.get(handle)
-                entries[handle] = {"Info": to_wire(self.containers.info(record, [])), "Err": None}
+                info = self.containers.info(record, self.processes.live_ids(record))
+                entries[handle] = {"Info": to_wire(info), "Err": None}
             except GardenError as e:
                 entries[handle] = {"Info": to_wire(ContainerInfo()), "Err": e.to_wire()}
         return entries
@@ -140,3 +158,25 @@ class Garden:
             else:
                 entries[handle] = {"Metrics": to_wire(result), "Err": None}
         return entries
+
+    def run(self, handle: str, spec: ProcessSpec) -> contextlib.AbstractAsyncContextManager[Attachment]:
+        """Starts a process; the grace countdown holds while the caller keeps the attachment."""
+        return self._attachment(handle, lambda record: self.processes.run(record, spec))
+
+    def attach(self, handle: str, process_id: str) -> contextlib.AbstractAsyncContextManager[Attachment]:
+        return self._attachment(handle, lambda record: self.processes.attach(record, process_id))
+
+    @contextlib.asynccontextmanager
+    async def _attachment(
+        self, handle: str, open_attachment: Callable[[ContainerRecord], Awaitable[Attachment]]
+    ) -> AsyncIterator[Attachment]:
+        async with self.containers.activity(handle) as record:
+            attachment = await open_attachment(record)
+            try:
+                yield attachment
+            finally:
+                attachment.finish()
+
+    def output(self, stream_id: str, name: str) -> OutputStream | None:
+        """An attachment's stdout or stderr; streams are found by stream id alone, as Garden does."""
+        return self.processes.output(stream_id, name)

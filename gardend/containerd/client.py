@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import any_pb2, empty_pb2, field_mask_pb2
 
+from api.containerd.runc.options import oci_pb2 as runc_pb
 from api.containerd.services.containers.v1 import containers_pb2 as c_pb
 from api.containerd.services.containers.v1 import containers_pb2_grpc as c_grpc
 from api.containerd.services.events.v1 import events_pb2 as ev_pb
@@ -30,6 +31,7 @@ SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
 RESOURCES_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
 RUNC_RUNTIME = "io.containerd.runc.v2"
+RUNC_OPTIONS_TYPE_URL = "containerd.runc.v1.Options"
 
 T = TypeVar("T")
 Container = c_pb.Container
@@ -101,10 +103,22 @@ class ContainerdClient:
     # Tasks
 
     async def create_task(
-        self, container_id: str, rootfs: list[Mount], stdin: str = "", stdout: str = "", stderr: str = ""
+        self,
+        container_id: str,
+        rootfs: list[Mount],
+        stdin: str = "",
+        stdout: str = "",
+        stderr: str = "",
+        io_owner: tuple[int, int] | None = None,
     ) -> int:
+        """``io_owner`` (uid, gid) owns the pipes the shim makes for the stdio of the task's
+        processes; runc can hand them to a process's user only if their owner is mapped."""
+        options = None
+        if io_owner is not None:
+            opts = runc_pb.Options(io_uid=io_owner[0], io_gid=io_owner[1])
+            options = any_pb2.Any(type_url=RUNC_OPTIONS_TYPE_URL, value=opts.SerializeToString())
         request = t_pb.CreateTaskRequest(
-            container_id=container_id, rootfs=rootfs, stdin=stdin, stdout=stdout, stderr=stderr
+            container_id=container_id, rootfs=rootfs, stdin=stdin, stdout=stdout, stderr=stderr, options=options
         )
         reply = await self._call("create task", self._tasks.Create, request)
         return int(reply.pid)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gardend.backend.garden import Garden
 from gardend.errors import BadRequestError, GardenError
-from gardend.http import containers, files, network, resources
+from gardend.http import containers, files, network, processes, resources
 from gardend.http.wire import MAX_JSON_BODY, error_reply
 
 log = logging.getLogger("gardend.http")
@@ -49,4 +49,5 @@ def make_app(garden: Garden) -> web.Application:
     files.add_routes(app, GARDEN_KEY)
     network.add_routes(app, GARDEN_KEY)
     resources.add_routes(app, GARDEN_KEY)
+    processes.add_routes(app, GARDEN_KEY)
     return app
