@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -12,6 +13,7 @@ import pytest
 
 from gardend import server as gardend_server
 from gardend.client import GardenClient
+from gardend.containerd.daemon import EmbeddedContainerd
 from gardend.containerd.errors import Unavailable
 from tests.conftest import make_config
 
@@ -48,3 +50,39 @@ async def test_embedded_containerd_that_dies_is_restarted_and_containers_survive
             assert srv.daemon.healthy
     finally:
         await srv.close()
+
+
+ABANDON = """
+import asyncio, os, sys
+from pathlib import Path
+from gardend.containerd.daemon import EmbeddedContainerd
+
+async def main():
+    daemon = EmbeddedContainerd(Path(sys.argv[1]))
+    await daemon.start()
+    print(daemon.pid, flush=True)
+    os._exit(0)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_containerd_left_by_a_killed_gardend_is_replaced_at_start(depot: Path) -> None:
+    """A gardend that dies abruptly leaves its containerd running; the next one must not
+    wait on that containerd's database lock or share its socket."""
+    abandon = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ABANDON, str(depot / "orphan"), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await abandon.communicate()
+    old_pid = int(out)
+    successor = EmbeddedContainerd(depot / "orphan")
+    try:
+        await asyncio.wait_for(successor.start(), 20)
+        assert successor.pid not in (None, old_pid)
+        for _ in range(100):
+            if not Path(f"/proc/{old_pid}").exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not Path(f"/proc/{old_pid}").exists()
+    finally:
+        await successor.stop()

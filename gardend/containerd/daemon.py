@@ -79,8 +79,40 @@ class EmbeddedContainerd:
         config.write_text(_CONFIG.format(root=self.dir / "root", state=self.dir / "state", socket=self.socket))
         return config
 
+    @property
+    def _pidfile(self) -> Path:
+        return self.dir / "containerd.pid"
+
+    def _predecessor(self, config: Path) -> int | None:
+        """The containerd a gardend that died without stopping it left on this depot, if any.
+
+        Its pid must still run containerd with this depot's config, so a reused pid is
+        never mistaken for it."""
+        try:
+            pid = int(self._pidfile.read_text())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return pid if str(config).encode() in argv else None
+
+    async def _stop_predecessor(self, config: Path) -> None:
+        pid = await asyncio.to_thread(self._predecessor, config)
+        if pid is None:
+            return
+        log.warning("stopping the containerd a previous gardend left running", extra={"pid": pid})
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        for _ in range(200):
+            if not await asyncio.to_thread(os.path.exists, f"/proc/{pid}"):
+                return
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
     async def _spawn(self) -> None:
         config = await asyncio.to_thread(self._write_config)
+        await self._stop_predecessor(config)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket)
         logfile = await asyncio.to_thread(open, self.dir / "containerd.log", "ab")
@@ -90,6 +122,7 @@ class EmbeddedContainerd:
             )
         finally:
             logfile.close()
+        await asyncio.to_thread(self._pidfile.write_text, f"{self._proc.pid}\n")
         probe = ContainerdClient(self.socket, "default")
         try:
             version = await wait_until_ready(
