@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
+from gardend.backend.pipes import make_fifos, open_output_fds
 from gardend.config import Config
 from gardend.containerd.client import RUNC_RUNTIME, SPEC_TYPE_URL, Container, ContainerdClient, json_any
-from gardend.models import Limits
+from gardend.models import Limits, ProcessSpec
 from gardend.rootfs.overlay import Overlay
 from gardend.rootfs.source import ShiftedRootfsCache
 from gardend.runtime.cgroups import ResourcePolicy
+from gardend.runtime.process import process_spec
 from gardend.runtime.security import SecurityPolicy
 from gardend.runtime.spec import MAXIMUS, IdMapping, container_spec
 
@@ -26,6 +30,7 @@ NAMESPACE = "bench-bare"
 
 class BareContainerd:
     def __init__(self, socket: str, depot: Path) -> None:
+        self.socket = socket
         self.client = ContainerdClient(socket, NAMESPACE)
         self.dir = depot / "bare"
         self.depot = depot
@@ -70,3 +75,84 @@ class BareContainerd:
         await self.client.delete_task(cid)
         await self.client.delete_container(cid)
         await asyncio.to_thread(shutil.rmtree, self.dir / cid, True)
+
+    def process(self, *args: str) -> dict[str, object]:
+        """The OCI process gardend would exec for ``args`` as root in the container's /."""
+        spec = ProcessSpec(path=args[0], args=list(args[1:]))
+        return process_spec(
+            spec, uid=0, gid=0, groups=(), cwd="/", container_env=[], privileged=False, policy=SecurityPolicy()
+        )
+
+    async def exec(self, cid: str, *args: str) -> int:
+        """Exec, start, wait and delete: what a Garden run of ``args`` amounts to in containerd."""
+        exec_id = f"x{next(self._ids)}"
+        await self.client.exec(cid, exec_id, self.process(*args))
+        try:
+            waiting = asyncio.create_task(self.client.wait(cid, exec_id))
+            await self.client.start(cid, exec_id)
+            return await waiting
+        finally:
+            await self.client.delete_process(cid, exec_id)
+
+    async def exec_draining(self, cid: str, *args: str) -> tuple[int, int]:
+        """Runs ``args`` with stdout and stderr on FIFOs drained here, as gardend reads its
+        processes' output; returns the exit status and the number of bytes on stdout."""
+        await asyncio.to_thread(self.dir.mkdir, parents=True, exist_ok=True)
+        directory = Path(await asyncio.to_thread(tempfile.mkdtemp, "", "bare-fifo-", str(self.dir)))
+        streams = ("stdout", "stderr")
+        await asyncio.to_thread(make_fifos, directory, streams)
+        counters: list[_Counter] = []
+        writers: list[int] = []
+        try:
+            for name in streams:
+                read_fd, write_fd = await asyncio.to_thread(open_output_fds, directory / name)
+                writers.append(write_fd)
+                counters.append(await _Counter.open(read_fd))
+            exec_id = f"x{next(self._ids)}"
+            stdout, stderr = (str(directory / name) for name in streams)
+            await self.client.exec(cid, exec_id, self.process(*args), stdout=stdout, stderr=stderr)
+            try:
+                waiting = asyncio.create_task(self.client.wait(cid, exec_id))
+                await self.client.start(cid, exec_id)
+                while writers:
+                    os.close(writers.pop())
+                status = await waiting
+                await asyncio.gather(*(c.ended.wait() for c in counters))
+            finally:
+                await self.client.delete_process(cid, exec_id)
+            return status, counters[0].count
+        finally:
+            for fd in writers:
+                os.close(fd)
+            for counter in counters:
+                counter.close()
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+
+
+class _Counter(asyncio.Protocol):
+    """Reads a FIFO to its end, keeping only the number of bytes."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ended = asyncio.Event()
+        self._transport: asyncio.BaseTransport | None = None
+
+    @classmethod
+    async def open(cls, fd: int) -> _Counter:
+        counter = cls()
+        loop = asyncio.get_running_loop()
+        counter._transport, _ = await loop.connect_read_pipe(lambda: counter, os.fdopen(fd, "rb", buffering=0))
+        return counter
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.count += len(data)
+
+    def eof_received(self) -> None:
+        self.ended.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended.set()

@@ -38,17 +38,32 @@ class Figure:
     bare: list[float] = field(default_factory=list)
     higher_is_better: bool = False
     note: str = ""
+    errors: dict[str, int] = field(default_factory=dict)
+    """Failed attempts per side ("gardend", "bare"), for figures that count them."""
 
     @staticmethod
     def _stats(values: list[float]) -> dict[str, float] | None:
         if not values:
             return None
-        return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+        return {
+            "median": statistics.median(values),
+            "p99": percentile(values, 99),
+            "min": min(values),
+            "max": max(values),
+            "n": len(values),
+        }
 
     def summary(self) -> dict[str, Any]:
         g, b = self._stats(self.gardend), self._stats(self.bare)
         ratio = g["median"] / b["median"] if g and b and b["median"] else None
         return {**asdict(self), "gardend_stats": g, "bare_stats": b, "ratio": ratio}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``th percentile: a value that was measured, never interpolated."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
 
 
 def free_port() -> int:
@@ -132,7 +147,10 @@ def report(figures: list[Figure], machine: dict[str, Any]) -> str:
             return f"{st['median']:.4g} [{st['min']:.3g}-{st['max']:.3g}]" if st else "-"
 
         ratio = f"{s['ratio']:.2f}" if s["ratio"] is not None else "-"
-        lines.append(f"{f.name:<44} {f.unit:<6} {cell(s['gardend_stats']):<28} {cell(s['bare_stats']):<28} {ratio}")
+        errors = "".join(f" ({side} errors: {count})" for side, count in f.errors.items() if count)
+        lines.append(
+            f"{f.name:<44} {f.unit:<6} {cell(s['gardend_stats']):<28} {cell(s['bare_stats']):<28} {ratio}{errors}"
+        )
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from benchmarks import streaming
+from benchmarks import processes, streaming
 from benchmarks.bare import BareContainerd
 from benchmarks.harness import ROOTFS, Figure, Gardend, machine_facts, repeat, report, rss_bytes, running_gardend
 from gardend.client import GardenClient
@@ -84,6 +84,8 @@ async def main(quick: bool) -> None:
             try:
                 figures.append(await create_destroy(name, client, bare, n))
                 if "no network" in name:
+                    stdout_size = (256 if quick else 1024) << 20
+                    figures += await processes.figures(client, bare, n, stdout_size, 50)
                     figures += await at_scale(g, client, bare, count, n)
                     scratch = Path(tempfile.mkdtemp(prefix="gdb-scratch-", dir="/tmp"))
                     try:
