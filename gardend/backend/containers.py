@@ -108,6 +108,8 @@ class ContainerBackend:
         self._destroying: set[str] = set()
         self.on_destroy: list[DestroyHook] = []
         """Called after a container's teardown (by Destroy or the reaper), e.g. to end process streams."""
+        self.before_teardown: list[DestroyHook] = []
+        """Called before Destroy tears a container down, e.g. to remove its peas."""
 
     # Start and stop
 
@@ -326,6 +328,8 @@ class ContainerBackend:
             raise ConflictError("container already being destroyed")
         self._destroying.add(handle)
         try:
+            for hook in self.before_teardown:
+                await hook(record)
             await self._teardown(record)
             self.records.pop(handle, None)
             self.grace.forget(handle)
