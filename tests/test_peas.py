@@ -111,6 +111,21 @@ async def test_destroying_the_sandbox_kills_and_removes_its_peas(
     assert not await pea_containers(gardend)
 
 
+async def test_stopping_the_sandbox_stops_its_peas_with_or_without_limits_of_their_own(
+    client: GardenClient, container: str, rootfs: str
+) -> None:
+    sharing = await client.run(container, pea(rootfs, "sleep 100000"))
+    own = await client.run(container, pea(rootfs, "sleep 100000", limits={}))
+    await eventually(lambda: _sleeping(client, container, 2))
+    await client.stop(container, kill=True)
+    assert await asyncio.wait_for(sharing.wait(), HANG_GUARD) == 137
+    assert await asyncio.wait_for(own.wait(), HANG_GUARD) == 137
+
+
+async def _sleeping(client: GardenClient, handle: str, count: int) -> bool:
+    return (await sandbox_sh(client, handle, "ps -o comm | grep -c sleep || true")).strip() == str(count).encode()
+
+
 async def test_bind_mounts_without_an_image_are_refused(client: GardenClient, container: str) -> None:
     spec = {"path": "true", "bind_mounts": [{"src_path": "/tmp", "dst_path": "/mnt"}]}
     try:

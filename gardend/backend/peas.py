@@ -184,12 +184,24 @@ class Peas:
         await _quietly(pea_id, self.client.delete_container(pea_id))
         await asyncio.to_thread(shutil.rmtree, self._base(sandbox_id, pea_id), True)
 
+    async def pids(self, record: ContainerRecord) -> list[int]:
+        """The host pids of every process in the sandbox's peas."""
+        pids = []
+        for container in await self.client.list_containers(_selector(record.id)):
+            with contextlib.suppress(cerr.ContainerdError):
+                pids += await self.client.list_pids(container.id)
+        return pids
+
     async def remove_all(self, sandbox_id: str | None = None) -> None:
         """Removes every pea of a sandbox, or of all sandboxes."""
-        selector = f'labels."{PEA_LABEL}"' + ("" if sandbox_id is None else f'=="{sandbox_id}"')
-        for container in await self.client.list_containers(selector):
+        for container in await self.client.list_containers(_selector(sandbox_id)):
             log.info("removing pea", extra={"pea": container.id, "sandbox": container.labels[PEA_LABEL]})
             await self.remove(container.labels[PEA_LABEL], container.id)
+
+
+def _selector(sandbox_id: str | None) -> str:
+    """containerd's filter for the peas of a sandbox, or of all sandboxes."""
+    return f'labels."{PEA_LABEL}"' + ("" if sandbox_id is None else f'=="{sandbox_id}"')
 
 
 async def _quietly(pea_id: str, step: Awaitable[object]) -> None:

@@ -63,6 +63,7 @@ class ProcessBackend:
         self._stream_ids = itertools.count(1)
         containers.on_destroy.append(self._container_destroyed)
         containers.before_teardown.append(self._remove_peas)
+        containers.other_pids.append(self.peas.pids)
 
     # Start and stop
 
