@@ -55,6 +55,7 @@ INIT_EXEC_TIMEOUT = 10.0
 INIT_NAME = "garden-init"
 
 DestroyHook = Callable[[ContainerRecord], Awaitable[None]]
+PidsHook = Callable[[ContainerRecord], Awaitable[list[int]]]
 
 
 def validate_handle(handle: str) -> None:
@@ -108,6 +109,10 @@ class ContainerBackend:
         self._destroying: set[str] = set()
         self.on_destroy: list[DestroyHook] = []
         """Called after a container's teardown (by Destroy or the reaper), e.g. to end process streams."""
+        self.before_teardown: list[DestroyHook] = []
+        """Called before Destroy tears a container down, e.g. to remove its peas."""
+        self.other_pids: list[PidsHook] = []
+        """Processes of a container outside its task's cgroup (peas with limits of their own), for Stop."""
 
     # Start and stop
 
@@ -326,6 +331,8 @@ class ContainerBackend:
             raise ConflictError("container already being destroyed")
         self._destroying.add(handle)
         try:
+            for hook in self.before_teardown:
+                await hook(record)
             await self._teardown(record)
             self.records.pop(handle, None)
             self.grace.forget(handle)
@@ -410,7 +417,10 @@ class ContainerBackend:
         await self.store.save_labels(record)
 
     async def _others(self, record: ContainerRecord, init_pid: int) -> list[int]:
-        return [p for p in await self.client.list_pids(record.id) if p != init_pid]
+        pids = set(await self.client.list_pids(record.id))
+        for hook in self.other_pids:
+            pids.update(await hook(record))
+        return sorted(pids - {init_pid})
 
     async def _signal_all(self, record: ContainerRecord, init_pid: int, sig: int) -> None:
         for pid in await self._others(record, init_pid):

@@ -140,12 +140,14 @@ class Garden:
         return result
 
     async def bulk_metrics(self, handles: list[str]) -> dict[str, Any]:
-        """Per-handle results, as bulk_info: an unknown or unmeasurable handle is an entry's error."""
+        """Per-handle results, as bulk_info: an unknown or unmeasurable handle is an entry's error.
+        A pea's process id is a handle too, as in Guardian."""
         entries: dict[str, Any] = {}
         records = []
         for handle in handles:
+            pea = self.processes.pea(handle) if handle not in self.containers.records else None
             try:
-                records.append(self.containers.get(handle))
+                records.append(pea.record() if pea is not None else self.containers.get(handle))
             except GardenError as e:
                 entries[handle] = {"Metrics": to_wire(Metrics()), "Err": e.to_wire()}
         try:

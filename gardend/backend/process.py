@@ -43,6 +43,8 @@ class Process:
         self.exec_id = containerd_id(process_id)
         self.tty = tty
         self.dir = depot.dir_for(container_id, self.exec_id)
+        self.task_id, self.task_exec = container_id, self.exec_id
+        """The containerd container and exec id that run the process: a pea's own task has exec id ""."""
         self.logs = {"stdout": OutputLog(), "stderr": OutputLog(eof=tty)}
         self.stdin = StdinPipe()
         self.stdin_closed = False
@@ -106,8 +108,12 @@ class Process:
         self.done.set()
         log.info("process exited", extra={"process_id": self.id, "container": self.container_id, **result.to_json()})
         await self.depot.save_exit(self.dir, result)
+        await self.release()
+
+    async def release(self) -> None:
+        """Removes what ran the process once its exit is kept: here the exec."""
         try:
-            await self.client.delete_process(self.container_id, self.exec_id)
+            await self.client.delete_process(self.task_id, self.task_exec)
         except cerr.NotFound:
             pass
         except cerr.ContainerdError as e:
@@ -116,7 +122,7 @@ class Process:
     async def _wait_exit(self) -> ExitResult:
         while True:
             try:
-                return ExitResult(status=await self.client.wait(self.container_id, self.exec_id))
+                return ExitResult(status=await self.client.wait(self.task_id, self.task_exec))
             except cerr.NotFound:
                 return ExitResult(error="process is gone: its container was destroyed or restarted")
             except cerr.Unavailable:
@@ -162,7 +168,7 @@ class Process:
     async def _close_io(self) -> None:
         """Closes the shim's own write end of stdin, the last one once gardend's is closed."""
         try:
-            await self.client.close_stdin(self.container_id, self.exec_id)
+            await self.client.close_stdin(self.task_id, self.task_exec)
         except (cerr.NotFound, cerr.FailedPrecondition):
             pass
         except cerr.ContainerdError as e:
@@ -176,7 +182,7 @@ class Process:
         if self.exited.is_set():
             return
         try:
-            await self.client.kill(self.container_id, sig, exec_id=self.exec_id)
+            await self.client.kill(self.task_id, sig, exec_id=self.task_exec)
         except (cerr.NotFound, cerr.FailedPrecondition):
             pass
         except cerr.ContainerdError as e:
@@ -186,7 +192,7 @@ class Process:
         if not self.tty or self.exited.is_set():
             return
         try:
-            await self.client.resize_pty(self.container_id, self.exec_id, size.columns, size.rows)
+            await self.client.resize_pty(self.task_id, self.task_exec, size.columns, size.rows)
         except cerr.ContainerdError as e:
             log.warning("could not resize terminal", extra={"process_id": self.id, "error": str(e)})
 

@@ -18,6 +18,7 @@ import uuid
 from gardend.backend import users
 from gardend.backend.attachments import Attachment, OutputStream
 from gardend.backend.containers import ContainerBackend
+from gardend.backend.peas import Launch, PeaProcess, Peas, Stdio
 from gardend.backend.process import Process
 from gardend.backend.process_depot import STREAMS, ProcessDepot
 from gardend.backend.store import ContainerRecord
@@ -58,13 +59,20 @@ class ProcessBackend:
         self.depot = ProcessDepot(containers.config.depot / "processes")
         self.tables: dict[str, dict[str, Process]] = {}
         self.attachments: dict[str, Attachment] = {}
+        self.peas = Peas(containers)
         self._stream_ids = itertools.count(1)
         containers.on_destroy.append(self._container_destroyed)
+        containers.before_teardown.append(self._remove_peas)
+        containers.other_pids.append(self.peas.pids)
 
     # Start and stop
 
     async def start(self) -> None:
-        """Finds the processes a previous gardend left and goes on reading their output."""
+        """Finds the processes a previous gardend left and goes on reading their output.
+
+        Peas are not supervised across a restart: they are removed, and their processes
+        report that they are gone."""
+        await self.peas.remove_all()
         for record in list(self.containers.records.values()):
             table = self.tables.setdefault(record.id, {})
             for stored in await self.depot.load(record.id):
@@ -89,9 +97,7 @@ class ProcessBackend:
     # Run, attach, output
 
     async def run(self, record: ContainerRecord, spec: ProcessSpec) -> Attachment:
-        if spec.image.uri:
-            raise BadRequestError("processes with their own image are not supported")
-        if spec.bind_mounts:
+        if spec.bind_mounts and not spec.image.uri:
             raise BadRequestError("bind mounts are only supported for processes with their own image")
         if self.containers.destroying(record.handle):
             raise ConflictError("container is being destroyed", handle=record.handle)
@@ -99,7 +105,12 @@ class ProcessBackend:
         process_id = spec.id or str(uuid.uuid4())
         if process_id in table:
             raise ConflictError(f"process ID '{process_id}' already in use", process_id=process_id)
-        process = Process(self.client, self.depot, record.id, process_id, spec.tty is not None)
+        tty = spec.tty is not None
+        process = (
+            PeaProcess(self.client, self.depot, record.id, process_id, tty, self.peas)
+            if spec.image.uri
+            else Process(self.client, self.depot, record.id, process_id, tty)
+        )
         table[process_id] = process
         try:
             await self._start(record, spec, process)
@@ -115,6 +126,17 @@ class ProcessBackend:
         return self._attach(process)
 
     async def _start(self, record: ContainerRecord, spec: ProcessSpec, process: Process) -> None:
+        if isinstance(process, PeaProcess):
+            launch = await self.peas.prepare(record, spec, process)
+        else:
+            launch = await self._prepare_exec(record, spec, process)
+        try:
+            await self._launch(record, process, launch)
+        except BaseException:
+            await self.depot.remove_process(process.dir)
+            raise
+
+    async def _prepare_exec(self, record: ContainerRecord, spec: ProcessSpec, process: Process) -> Launch:
         try:
             init_pid = (await self.client.get_task(record.id)).pid
         except cerr.ContainerdError as e:
@@ -138,24 +160,16 @@ class ProcessBackend:
             privileged=record.spec.privileged,
             policy=self.containers.policy,
         )
-        try:
-            await self._exec(record, process, oci)
-        except BaseException:
-            await self.depot.remove_process(process.dir)
-            raise
 
-    async def _exec(self, record: ContainerRecord, process: Process, oci: dict[str, object]) -> None:
-        await self.depot.create(record.id, process.exec_id, process.id, process.tty)
-        writers = await process.open_outputs()
-        try:
+        async def launch(stdio: Stdio) -> None:
             await self.client.exec(
                 record.id,
                 process.exec_id,
                 oci,
-                stdin=str(process.dir / "stdin"),
-                stdout=str(process.dir / "stdout"),
-                stderr="" if process.tty else str(process.dir / "stderr"),
-                terminal=process.tty,
+                stdin=stdio.stdin,
+                stdout=stdio.stdout,
+                stderr=stdio.stderr,
+                terminal=stdio.terminal,
             )
             try:
                 await self.client.start(record.id, process.exec_id)
@@ -163,6 +177,22 @@ class ProcessBackend:
                 with contextlib.suppress(cerr.ContainerdError):
                     await self.client.delete_process(record.id, process.exec_id)
                 raise
+
+        return launch
+
+    async def _launch(self, record: ContainerRecord, process: Process, launch: Launch) -> None:
+        """Makes the process's FIFOs, reads its output and starts it with ``launch``."""
+        await self.depot.create(record.id, process.exec_id, process.id, process.tty)
+        writers = await process.open_outputs()
+        try:
+            await launch(
+                Stdio(
+                    stdin=str(process.dir / "stdin"),
+                    stdout=str(process.dir / "stdout"),
+                    stderr="" if process.tty else str(process.dir / "stderr"),
+                    terminal=process.tty,
+                )
+            )
         except cerr.ContainerdError as e:
             raise _start_error(e) from None
         finally:
@@ -211,6 +241,22 @@ class ProcessBackend:
     async def settle(self, record: ContainerRecord) -> None:
         """Waits (a bounded time) until every process that has died has its exit recorded."""
         await _wait_all([p.exited for p in self.tables.get(record.id, {}).values() if p.live], SETTLE_TIMEOUT)
+
+    def pea(self, process_id: str) -> PeaProcess | None:
+        """The live pea whose process has ``process_id``, in any container."""
+        for table in self.tables.values():
+            process = table.get(process_id)
+            if isinstance(process, PeaProcess) and process.live:
+                return process
+        return None
+
+    async def _remove_peas(self, record: ContainerRecord) -> None:
+        """Kills a sandbox's peas, so that their processes exit (137) before the sandbox goes."""
+        peas = [p for p in self.tables.get(record.id, {}).values() if isinstance(p, PeaProcess) and p.live]
+        for pea in peas:
+            await pea.signal(1)
+        await _wait_all([p.done for p in peas], SETTLE_TIMEOUT)
+        await self.peas.remove_all(record.id)
 
     async def _container_destroyed(self, record: ContainerRecord) -> None:
         """Finishes every process stream of a destroyed container, then forgets its processes."""

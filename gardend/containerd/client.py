@@ -110,6 +110,7 @@ class ContainerdClient:
         stdout: str = "",
         stderr: str = "",
         io_owner: tuple[int, int] | None = None,
+        terminal: bool = False,
     ) -> int:
         """``io_owner`` (uid, gid) owns the pipes the shim makes for the stdio of the task's
         processes; runc can hand them to a process's user only if their owner is mapped."""
@@ -118,7 +119,13 @@ class ContainerdClient:
             opts = runc_pb.Options(io_uid=io_owner[0], io_gid=io_owner[1])
             options = any_pb2.Any(type_url=RUNC_OPTIONS_TYPE_URL, value=opts.SerializeToString())
         request = t_pb.CreateTaskRequest(
-            container_id=container_id, rootfs=rootfs, stdin=stdin, stdout=stdout, stderr=stderr, options=options
+            container_id=container_id,
+            rootfs=rootfs,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            terminal=terminal,
+            options=options,
         )
         reply = await self._call("create task", self._tasks.Create, request)
         return int(reply.pid)
