@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl as ssl_module
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +28,12 @@ class GardenClientError(Exception):
 
 
 class GardenClient:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self, base_url: str, session: aiohttp.ClientSession | None = None, ssl: ssl_module.SSLContext | None = None
+    ) -> None:
+        self.ssl = ssl
         self.base_url = base_url.rstrip("/")
-        self.session = session or aiohttp.ClientSession()
+        self.session = session or aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl) if ssl else None)
 
     async def close(self) -> None:
         await self.session.close()
@@ -139,11 +143,11 @@ class GardenClient:
         self, method: str, path: str, handle: str, body: Any, stdout: Sink | None, stderr: Sink | None
     ) -> GardenProcess:
         url = yarl.URL(self.base_url)
-        host, port = url.host or "127.0.0.1", url.port or 80
+        endpoint = _Endpoint(url.host or "127.0.0.1", url.port or 80, self.ssl)
         spec = None if body is None else {"rlimits": {}, "image": {}, **body}
-        process = GardenProcess(*await _open_hijacked(host, port, method, path, spec))
+        process = GardenProcess(*await _open_hijacked(endpoint, method, path, spec))
         try:
-            await process._start(host, port, handle, stdout, stderr)
+            await process._start(endpoint, handle, stdout, stderr)
         except BaseException:
             await process.detach()
             raise
@@ -186,11 +190,18 @@ class _Head:
     raw: bytes
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    host: str
+    port: int
+    ssl: ssl_module.SSLContext | None
+
+
 async def _open_hijacked(
-    host: str, port: int, method: str, path: str, body: Any = None
+    endpoint: _Endpoint, method: str, path: str, body: Any = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, _Head]:
     """Sends one request as the Go client does for hijacked routes and reads the response head."""
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port, ssl=endpoint.ssl)
     data = b"" if body is None else json.dumps(body).encode() + b"\n"
     head = f"{method} {path} HTTP/1.1\r\nHost: api\r\nUser-Agent: gardend-client\r\n"
     if body is not None or "/attaches/" in path:
@@ -223,13 +234,13 @@ class GardenProcess:
         self._control: asyncio.Task[int] | None = None
         self._lock = asyncio.Lock()
 
-    async def _start(self, host: str, port: int, handle: str, stdout: Sink | None, stderr: Sink | None) -> None:
+    async def _start(self, endpoint: _Endpoint, handle: str, stdout: Sink | None, stderr: Sink | None) -> None:
         first = json.loads(await self._reader.readline())
         self.id, self.stream_id = first["process_id"], first["stream_id"]
         for name, sink in (("stdout", stdout), ("stderr", stderr)):
             if sink is not None:
                 path = f"/containers/{handle}/processes/{self.id}/attaches/{self.stream_id}/{name}"
-                reader, writer, _ = await _open_hijacked(host, port, "GET", path)
+                reader, writer, _ = await _open_hijacked(endpoint, "GET", path)
                 self._outputs.append((writer, asyncio.create_task(self._copy(reader, writer, sink))))
         self._control = asyncio.create_task(self._await_exit())
 

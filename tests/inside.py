@@ -1,22 +1,15 @@
-"""Runs a command in a container straight through containerd, as a Garden process would run.
-
-Security tests must look from inside a container; this stands in for the Garden process
-API in them and can be swapped for it.
-"""
+"""Runs commands in a container through Garden's own process API, for tests that must look
+from inside a container (capabilities, mounts, limits, network reachability)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import uuid
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gardend import server as gardend_server
-from gardend.backend.store import containerd_id
-from gardend.containerd import errors as cerr
-from gardend.runtime.spec import DEFAULT_PATH
+from gardend.client import GardenClient, GardenProcess
 
 
 @dataclass(frozen=True)
@@ -25,43 +18,52 @@ class Result:
     output: str
 
 
-def _unblock(fifo: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+def _spec(argv: tuple[str, ...], uid: int, gid: int) -> dict[str, Any]:
+    return {"path": argv[0], "args": list(argv[1:]), "user": f"{uid}:{gid}", "dir": "/"}
+
+
+def _client(srv: gardend_server.Server) -> GardenClient:
+    """A client for ``srv``; one serving TLS gets the test PKI's worker certificate, which lies beside its CA."""
+    if not srv.config.tls_cert:
+        return GardenClient(f"http://{srv.config.bind_ip}:{srv.config.bind_port}")
+    pki = Path(srv.config.tls_ca).parent
+    ctx = ssl.create_default_context(cafile=srv.config.tls_ca)
+    ctx.load_cert_chain(str(pki / "worker.crt"), str(pki / "worker.key"))
+    return GardenClient(f"https://{srv.config.bind_ip}:{srv.config.bind_port}", ssl=ctx)
+
+
+async def _run(
+    srv: gardend_server.Server, handle: str, argv: tuple[str, ...], uid: int, gid: int, **sinks: Any
+) -> tuple[GardenClient, GardenProcess]:
+    client = _client(srv)
+    try:
+        return client, await client.run(handle, _spec(argv, uid, gid), **sinks)
+    except BaseException:
+        await client.close()
+        raise
 
 
 async def run(srv: gardend_server.Server, handle: str, *argv: str, uid: int = 0, gid: int = 0) -> Result:
-    """``argv`` as uid:gid in the container; its stdout, then its stderr.
-
-    Each stream is a FIFO read to its end, which comes only once the shim has copied
-    everything the process wrote.
-    """
-    backend = srv.garden.containers
-    privileged = backend.get(handle).spec.privileged
-    cid, exec_id = containerd_id(handle), f"test-{uuid.uuid4().hex[:12]}"
-    fifos = [srv.config.depot / f"{exec_id}.{name}" for name in ("out", "err")]
-    for fifo in fifos:
-        os.mkfifo(fifo, 0o600)
-    readers = [asyncio.create_task(asyncio.to_thread(fifo.read_bytes)) for fifo in fifos]
-    process = {
-        "args": list(argv),
-        "env": [DEFAULT_PATH],
-        "cwd": "/",
-        "user": {"uid": uid, "gid": gid},
-        "terminal": False,
-        **backend.policy.process(privileged, root=uid == 0),
-    }
+    """``argv`` as uid:gid in the container, to its end; its stdout, then its stderr."""
+    out, err = bytearray(), bytearray()
+    client, process = await _run(srv, handle, argv, uid, gid, stdout=out.extend, stderr=err.extend)
     try:
-        await srv.client.exec(cid, exec_id, process, stdout=str(fifos[0]), stderr=str(fifos[1]))
-        await srv.client.start(cid, exec_id)
-        code = await srv.client.wait(cid, exec_id)
-        out, err = await asyncio.gather(*readers)
+        code = await process.wait()
     finally:
-        for fifo, reader in zip(fifos, readers, strict=True):
-            if not reader.done():
-                _unblock(fifo)
-        with contextlib.suppress(cerr.NotFound):
-            await srv.client.delete_process(cid, exec_id)
-        for fifo in fifos:
-            fifo.unlink()
-    return Result(code, (out + err).decode(errors="replace"))
+        await client.close()
+    return Result(code, (bytes(out) + bytes(err)).decode(errors="replace"))
+
+
+async def run_in(srv: gardend_server.Server, handle: str, *argv: str) -> int:
+    """Runs ``argv`` as container root to completion; returns its exit status."""
+    return (await run(srv, handle, *argv)).exit_code
+
+
+async def start_in(srv: gardend_server.Server, handle: str, *argv: str) -> str:
+    """Starts ``argv`` as container root and leaves it running; returns its process id."""
+    client, process = await _run(srv, handle, argv, 0, 0)
+    try:
+        await process.detach()
+    finally:
+        await client.close()
+    return process.id

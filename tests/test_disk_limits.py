@@ -15,7 +15,7 @@ from gardend.client import GardenClient, GardenClientError
 from gardend.rootfs.disklimit import DiskImages, LayerQuota
 from gardend.rootfs.usage import measure
 from tests.conftest import ROOTFS, CreateFn, make_config
-from tests.container_exec import run_in
+from tests.inside import run_in
 from tests.resources import MIB, limits
 
 EXCLUSIVE, TOTAL = 1, 0
@@ -86,7 +86,7 @@ async def test_inode_limit_stops_file_creation(gardend: gardend_server.Server, c
 
 async def test_privileged_containers_are_limited_too(gardend: gardend_server.Server, create: CreateFn) -> None:
     handle = await create(privileged=True, limits=disk(10 * MIB))
-    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", 11), privileged=True) != 0
+    assert await run_in(gardend, handle, "sh", "-c", dd("/root/test", 11)) != 0
 
 
 async def test_each_container_has_its_own_quota(gardend: gardend_server.Server, create: CreateFn) -> None:

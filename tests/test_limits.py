@@ -11,7 +11,7 @@ from gardend.client import GardenClient, GardenClientError
 from gardend.models import ContainerSpec, CPULimits, Limits
 from gardend.runtime import cgroups
 from tests.conftest import CreateFn, make_config
-from tests.container_exec import run_in, start_in
+from tests.inside import run_in, start_in
 from tests.resources import MIB, cgroup_file, eventually, limits
 
 

@@ -10,7 +10,7 @@ from gardend import server as gardend_server
 from gardend.client import GardenClient, GardenClientError
 from gardend.models import ContainerMemoryStat, Metrics, to_wire
 from tests.conftest import CreateFn
-from tests.container_exec import run_in
+from tests.inside import run_in
 from tests.resources import MIB, limits
 
 TOP_LEVEL_KEYS = {"MemoryStat", "CPUStat", "DiskStat", "NetworkStat", "PidStat", "Age", "CPUEntitlement"}

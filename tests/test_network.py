@@ -20,7 +20,7 @@ from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError
 from gardend.network.host import pool_tag
 from tests.conftest import CreateFn, make_config
-from tests.container_exec import run_in, start_in
+from tests.inside import run_in, start_in
 from tests.network_state import leftovers
 
 SERVE = "while true; do echo hallo-{port} | nc -l -p {port}; done"
@@ -33,7 +33,7 @@ async def init_pid(srv: gardend_server.Server, handle: str) -> int:
 async def serve(srv: gardend_server.Server, handle: str, *ports: int, privileged: bool = False) -> None:
     """Answers each connection to each port with ``hallo-<port>``."""
     for port in ports:
-        await start_in(srv, handle, "sh", "-c", SERVE.format(port=port), privileged=privileged)
+        await start_in(srv, handle, "sh", "-c", SERVE.format(port=port))
 
 
 async def fetch(host: str, port: int) -> bytes:
@@ -86,7 +86,7 @@ async def test_host_and_container_talk_over_the_bridge(
     gardend: gardend_server.Server, client: GardenClient, create: CreateFn, privileged: bool
 ) -> None:
     handle = await create(privileged=privileged)
-    await serve(gardend, handle, 8080, privileged=privileged)
+    await serve(gardend, handle, 8080)
     assert await fetch((await client.info(handle))["ContainerIP"], 8080) == b"hallo-8080\n"
 
 
@@ -231,7 +231,7 @@ async def test_container_root_can_overwrite_hosts_and_resolv_conf(
 ) -> None:
     handle = await create(privileged=privileged)
     script = "echo NONSENSE > /etc/hosts && echo NONSENSE > /etc/resolv.conf"
-    assert await run_in(gardend, handle, "sh", "-c", script, privileged=privileged) == 0
+    assert await run_in(gardend, handle, "sh", "-c", script) == 0
 
 
 async def test_start_removes_what_a_crash_left_of_unknown_containers(depot: Path) -> None:
