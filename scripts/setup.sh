@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
-packages=(containerd runc containernetworking-plugins iptables iproute2 util-linux build-essential dpkg-dev
+packages=(containerd runc containernetworking-plugins iptables iproute2 util-linux mount e2fsprogs tar openssl
+          build-essential dpkg-dev
           python3 python3-venv ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
