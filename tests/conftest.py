@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import itertools
@@ -11,6 +12,7 @@ import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,31 @@ def make_config(depot: Path, **overrides: Any) -> Config:
         "containerd_namespace": f"gardend-test-{uuid.uuid4().hex[:8]}",
         **overrides,
     }
-    return Config(**values)
+    config = Config(**values)
+    CONFIGS.append(config)
+    return config
+
+
+CONFIGS: list[Config] = []
+"""Every test server's configuration, so the session can empty what a failed test left."""
+
+
+async def sweep(config: Config) -> None:
+    """Reopens a test server's depot and destroys what it still holds.
+
+    A test that fails between creating containers and destroying them leaves them running
+    in its depot; this keeps such a failure from leaking shims, mounts and networks."""
+    if not await asyncio.to_thread(lambda: any((config.depot / "containers").glob("*"))):
+        return
+    quiet = replace(config, bind_port=free_port(), bind_socket="", debug_bind_ip="", tls_cert="", tls_key="", tls_ca="")
+    with contextlib.suppress(Exception):
+        srv = await gardend_server.start(quiet)
+        try:
+            for handle in srv.garden.list_handles({"garden.state": "all"}):
+                with contextlib.suppress(Exception):
+                    await srv.garden.destroy(handle)
+        finally:
+            await srv.close()
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +109,9 @@ async def depot() -> AsyncIterator[Path]:
 async def gardend(depot: Path, rootfs: str) -> AsyncIterator[gardend_server.Server]:
     srv = await gardend_server.start(make_config(depot / "server"))
     yield srv
+    for config in CONFIGS:
+        if config is not srv.config:
+            await sweep(config)
     for handle in srv.garden.list_handles({"garden.state": "all"}):
         with contextlib.suppress(Exception):
             await srv.garden.destroy(handle)
