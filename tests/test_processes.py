@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from gardend import server as gardend_server
+from gardend.backend import attachments
 from gardend.backend.store import containerd_id
 from gardend.client import GardenClient, GardenClientError, GardenProcess, Output, ProcessError
 from gardend.models import ProcessSpec
@@ -345,6 +346,26 @@ async def test_unknown_output_stream_is_answered_and_closed(client: GardenClient
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert await asyncio.wait_for(reader.read(), HANG_GUARD) == b""
+    writer.close()
+
+
+async def test_output_of_an_exited_process_waits_for_a_late_output_connection(
+    client: GardenClient, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the arrival window, a running process's unread output is given up so it cannot
+    block, but an exited one's stays for late connections (for FINISHED_WINDOW)."""
+    monkeypatch.setattr(attachments, "ARRIVAL_WINDOW", 0.2)
+    monkeypatch.setattr(attachments, "FINISHED_WINDOW", 30.0)
+    process = await client.run(container, {"path": "echo", "args": ["late but whole"]})
+    stream_id = process.stream_id
+    assert await asyncio.wait_for(process.wait(), HANG_GUARD) == 0
+    await asyncio.sleep(0.5)
+    host, port = client.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    path = f"/containers/{container}/processes/{process.id}/attaches/{stream_id}/stdout"
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: api\r\n\r\n".encode())
+    await reader.readuntil(b"\r\n\r\n")
+    assert await asyncio.wait_for(reader.read(), HANG_GUARD) == b"late but whole\n"
     writer.close()
 
 

@@ -18,6 +18,9 @@ from gardend.models import WindowSize
 ARRIVAL_WINDOW = 5.0
 """Seconds an attachment waits for its stdout/stderr connections before deciding that its
 client does not read them. The Go client opens them right after the first message."""
+FINISHED_WINDOW = 60.0
+"""Seconds a late output connection may still arrive once the process has exited, as in
+Guardian: waiting can no longer block the process, and what is kept is bounded."""
 
 
 class OutputStream:
@@ -55,6 +58,7 @@ class Attachment:
         self.stream_id = stream_id
         self.cursors = {name: out.cursor() for name, out in process.logs.items()}
         self.finished = False
+        self._waited = ARRIVAL_WINDOW
         self._on_done = on_done
         self._on_reported = on_reported
         self._window = asyncio.get_running_loop().call_later(ARRIVAL_WINDOW, self._close_window)
@@ -102,6 +106,11 @@ class Attachment:
         self._window.cancel()
 
     def _close_window(self) -> None:
+        if self.process.done.is_set() and self._waited < FINISHED_WINDOW:
+            extra = FINISHED_WINDOW - self._waited
+            self._waited = FINISHED_WINDOW
+            self._window = asyncio.get_running_loop().call_later(extra, self._close_window)
+            return
         for name, cursor in self.cursors.items():
             self.process.logs[name].decline(cursor)
         self.check_done()
