@@ -7,10 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from gardend import server as gardend_server
 from gardend.backend.peas import PEA_LABEL
 from gardend.client import GardenClient, GardenClientError, Output
-from tests.conftest import CreateFn
+from tests.conftest import CreateFn, make_config
 from tests.test_processes import HANG_GUARD, eventually, run
 
 MIB = 1024 * 1024
@@ -134,3 +136,35 @@ async def test_bind_mounts_without_an_image_are_refused(client: GardenClient, co
         assert "only supported for processes with their own image" in e.message
     else:
         raise AssertionError("run with bind mounts but no image was accepted")
+
+
+async def test_pea_survives_a_gardend_restart_and_is_removed_when_it_exits(depot: Path, rootfs: str) -> None:
+    """Sidecars keep running while gardend restarts; the new gardend reports their exit."""
+    config = make_config(depot / "pea-restart")
+    srv = await gardend_server.start(config)
+    async with aiohttp.ClientSession() as session:
+        c = GardenClient(f"http://127.0.0.1:{config.bind_port}", session)
+        handle = await c.create()
+        try:
+            out = Output()
+            script = "echo up; until [ -e /tmp/go ]; do sleep 0.05; done; echo down; exit 3"
+            process = await c.run(handle, {**pea(rootfs, script), "id": "sidecar"}, stdout=out)
+            await out.wait_for(b"up\n")
+            await process.detach()
+            await srv.close()
+            srv = await gardend_server.start(config)
+            [sidecar] = await pea_containers(srv)
+            stdout = Output()
+            attached = await c.attach(handle, "sidecar", stdout=stdout)
+            pid = (await srv.client.get_task(sidecar)).pid
+            Path(f"/proc/{pid}/root/tmp/go").touch()
+            assert await asyncio.wait_for(attached.wait(), HANG_GUARD) == 3
+            assert stdout.data == b"down\n"
+
+            async def removed() -> bool:
+                return await pea_containers(srv) == []
+
+            await eventually(removed)
+        finally:
+            await c.destroy(handle)
+            await srv.close()

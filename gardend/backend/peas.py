@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gardend.backend import bindmounts, users
 from gardend.backend.containers import ContainerBackend
@@ -70,6 +71,12 @@ class PeaProcess(Process):
 
     async def release(self) -> None:
         await self.peas.remove(self.container_id, self.task_id)
+
+    def stored_pea(self) -> dict[str, Any]:
+        return {"lower": str(self.lower), "created_at_ns": self.created_at_ns}
+
+    def restore_pea(self, stored: dict[str, Any]) -> None:
+        self.lower, self.created_at_ns = Path(str(stored["lower"])), int(stored["created_at_ns"])
 
     def record(self) -> ContainerRecord:
         """The pea as a container record, to measure it like a container."""
@@ -192,9 +199,11 @@ class Peas:
                 pids += await self.client.list_pids(container.id)
         return pids
 
-    async def remove_all(self, sandbox_id: str | None = None) -> None:
-        """Removes every pea of a sandbox, or of all sandboxes."""
+    async def remove_all(self, sandbox_id: str | None = None, keep: frozenset[str] = frozenset()) -> None:
+        """Removes every pea of a sandbox, or of all sandboxes, but those in ``keep``."""
         for container in await self.client.list_containers(_selector(sandbox_id)):
+            if container.id in keep:
+                continue
             log.info("removing pea", extra={"pea": container.id, "sandbox": container.labels[PEA_LABEL]})
             await self.remove(container.labels[PEA_LABEL], container.id)
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+from typing import Any
 
 from gardend.backend.output import OutputLog
 from gardend.backend.pipes import OutputPipe, StdinPipe, open_output_fds
@@ -198,12 +199,14 @@ class Process:
 
     # Restart and teardown
 
-    @classmethod
-    async def restore(
-        cls, client: ContainerdClient, depot: ProcessDepot, container_id: str, stored: StoredProcess
-    ) -> Process:
-        """The process as a previous gardend left it, reading its FIFOs again if it had not finished."""
-        process = cls(client, depot, container_id, stored.id, stored.tty)
+    def stored_pea(self) -> dict[str, Any] | None:
+        """What the depot must remember to rebuild this process as a pea; None for an exec."""
+        return None
+
+    async def resume(self, stored: StoredProcess) -> None:
+        """Takes up the process as a previous gardend left it, reading its FIFOs again if it
+        had not finished."""
+        process = self
         process.dir = stored.dir
         for name, state in stored.streams.items():
             out = process.logs[name]
@@ -216,7 +219,7 @@ class Process:
             process.exited.set()
             process.done.set()
             process.started.set()
-            return process
+            return
         for writer in await process.open_outputs():
             os.close(writer)
         process.stdin_closed = stored.stdin_closed
@@ -225,7 +228,6 @@ class Process:
         else:
             await process.stdin.open(process.dir / "stdin")
         process.begin()
-        return process
 
     def holdable_fds(self) -> list[int]:
         return [pipe.fd for pipe in self.pipes if not pipe.ended.is_set()]

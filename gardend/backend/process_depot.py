@@ -66,6 +66,8 @@ class StoredProcess:
     id: str
     exec_id: str
     tty: bool
+    pea: dict[str, Any] | None = None
+    """For a process with its own image: what is needed to measure and remove its container."""
     exit: ExitResult | None = None
     stdin_closed: bool = False
     streams: dict[str, StreamState] = field(default_factory=dict)
@@ -95,6 +97,7 @@ def _load_one(directory: Path) -> StoredProcess | None:
         id=str(meta["id"]),
         exec_id=str(meta["exec_id"]),
         tty=bool(meta.get("tty")),
+        pea=meta["pea"] if isinstance(meta.get("pea"), dict) else None,
         exit=ExitResult.from_json(exit_data) if isinstance(exit_data, dict) else None,
         stdin_closed=bool(output.get("stdin_closed")),
     )
@@ -118,12 +121,15 @@ class ProcessDepot:
     def dir_for(self, container_id: str, exec_id: str) -> Path:
         return self.root / container_id / exec_id
 
-    async def create(self, container_id: str, exec_id: str, process_id: str, tty: bool) -> Path:
+    async def create(
+        self, container_id: str, exec_id: str, process_id: str, tty: bool, pea: dict[str, Any] | None = None
+    ) -> Path:
         directory = self.dir_for(container_id, exec_id)
+        meta = {"id": process_id, "exec_id": exec_id, "tty": tty, **({"pea": pea} if pea else {})}
 
         def create() -> None:
             make_fifos(directory, FIFOS)
-            _write_json(directory / "meta.json", {"id": process_id, "exec_id": exec_id, "tty": tty})
+            _write_json(directory / "meta.json", meta)
 
         await asyncio.to_thread(create)
         return directory

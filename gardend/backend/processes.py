@@ -68,18 +68,21 @@ class ProcessBackend:
     # Start and stop
 
     async def start(self) -> None:
-        """Finds the processes a previous gardend left and goes on reading their output.
-
-        Peas are not supervised across a restart: they are removed, and their processes
-        report that they are gone."""
-        await self.peas.remove_all()
+        """Finds the processes a previous gardend left, peas included, and goes on reading
+        their output; pea containers that no process owns any more are removed."""
         for record in list(self.containers.records.values()):
             table = self.tables.setdefault(record.id, {})
             for stored in await self.depot.load(record.id):
+                process = self._new_process(record, stored.id, stored.tty, pea=stored.pea is not None)
+                if isinstance(process, PeaProcess) and stored.pea is not None:
+                    process.restore_pea(stored.pea)
                 try:
-                    table[stored.id] = await Process.restore(self.client, self.depot, record.id, stored)
+                    await process.resume(stored)
+                    table[stored.id] = process
                 except OSError:
                     log.exception("process could not be restored", extra={"process_id": stored.id})
+        owned = frozenset(p.task_id for t in self.tables.values() for p in t.values() if isinstance(p, PeaProcess))
+        await self.peas.remove_all(keep=owned)
         await self.depot.remove_other_containers(set(self.tables))
         await self.depot.release()
 
@@ -105,12 +108,7 @@ class ProcessBackend:
         process_id = spec.id or str(uuid.uuid4())
         if process_id in table:
             raise ConflictError(f"process ID '{process_id}' already in use", process_id=process_id)
-        tty = spec.tty is not None
-        process = (
-            PeaProcess(self.client, self.depot, record.id, process_id, tty, self.peas)
-            if spec.image.uri
-            else Process(self.client, self.depot, record.id, process_id, tty)
-        )
+        process = self._new_process(record, process_id, spec.tty is not None, pea=bool(spec.image.uri))
         table[process_id] = process
         try:
             await self._start(record, spec, process)
@@ -180,9 +178,14 @@ class ProcessBackend:
 
         return launch
 
+    def _new_process(self, record: ContainerRecord, process_id: str, tty: bool, pea: bool) -> Process:
+        if pea:
+            return PeaProcess(self.client, self.depot, record.id, process_id, tty, self.peas)
+        return Process(self.client, self.depot, record.id, process_id, tty)
+
     async def _launch(self, record: ContainerRecord, process: Process, launch: Launch) -> None:
         """Makes the process's FIFOs, reads its output and starts it with ``launch``."""
-        await self.depot.create(record.id, process.exec_id, process.id, process.tty)
+        await self.depot.create(record.id, process.exec_id, process.id, process.tty, process.stored_pea())
         writers = await process.open_outputs()
         try:
             await launch(
