@@ -74,8 +74,3 @@ class ExecutableNotFoundError(GardenError):
 class ServiceUnavailableError(GardenError):
     type = "ServiceUnavailableError"
     default_status = 503
-
-
-class UnrecoverableError(GardenError):
-    type = "UnrecoverableError"
-    default_status = 500

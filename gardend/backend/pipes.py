@@ -108,10 +108,6 @@ class StdinPipe(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         await loop.connect_write_pipe(lambda: self, os.fdopen(fd, "wb", buffering=0))
 
-    @property
-    def is_open(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
         transport.set_write_buffer_limits(high=STDIN_BUFFER)

@@ -29,7 +29,6 @@ from gardend.containerd.errors import Unavailable, wrap
 
 SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
-RESOURCES_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
 RUNC_RUNTIME = "io.containerd.runc.v2"
 RUNC_OPTIONS_TYPE_URL = "containerd.runc.v1.Options"
 
@@ -192,10 +191,6 @@ class ContainerdClient:
     async def list_pids(self, container_id: str) -> list[int]:
         reply = await self._call("list pids", self._tasks.ListPids, t_pb.ListPidsRequest(container_id=container_id))
         return [int(p.pid) for p in reply.processes]
-
-    async def update_resources(self, container_id: str, resources: Mapping[str, Any]) -> None:
-        request = t_pb.UpdateTaskRequest(container_id=container_id, resources=json_any(RESOURCES_TYPE_URL, resources))
-        await self._call("update task", self._tasks.Update, request)
 
     async def metrics(self, *container_ids: str) -> list[Metric]:
         filters = [f'id=="{cid}"' for cid in container_ids]

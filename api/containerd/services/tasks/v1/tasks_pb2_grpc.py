@@ -90,11 +90,6 @@ class TasksStub:
                 request_serializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.ListPidsRequest.SerializeToString,
                 response_deserializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.ListPidsResponse.FromString,
                 _registered_method=True)
-        self.Update = channel.unary_unary(
-                '/containerd.services.tasks.v1.Tasks/Update',
-                request_serializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.UpdateTaskRequest.SerializeToString,
-                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
-                _registered_method=True)
         self.Metrics = channel.unary_unary(
                 '/containerd.services.tasks.v1.Tasks/Metrics',
                 request_serializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.MetricsRequest.SerializeToString,
@@ -176,12 +171,6 @@ class TasksServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Update(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def Metrics(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -251,11 +240,6 @@ def add_TasksServicer_to_server(servicer, server):
                     servicer.ListPids,
                     request_deserializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.ListPidsRequest.FromString,
                     response_serializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.ListPidsResponse.SerializeToString,
-            ),
-            'Update': grpc.unary_unary_rpc_method_handler(
-                    servicer.Update,
-                    request_deserializer=api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.UpdateTaskRequest.FromString,
-                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'Metrics': grpc.unary_unary_rpc_method_handler(
                     servicer.Metrics,
@@ -565,33 +549,6 @@ class Tasks:
             '/containerd.services.tasks.v1.Tasks/ListPids',
             api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.ListPidsRequest.SerializeToString,
             api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.ListPidsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Update(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/containerd.services.tasks.v1.Tasks/Update',
-            api_dot_containerd_dot_services_dot_tasks_dot_v1_dot_tasks__pb2.UpdateTaskRequest.SerializeToString,
-            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
